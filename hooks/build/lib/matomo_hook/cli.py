@@ -1,0 +1,142 @@
+"""``matomo-hook`` console script: status, install, upgrade, roll, run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+
+from . import __version__, logs
+from .config import ENV_VARS, Settings, load
+from .errors import (
+    EXIT_CONFIG,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_ROLLOUT,
+    EXIT_UNREACHABLE,
+    HookError,
+)
+
+EXIT_DOC = f"""exit codes:
+  {EXIT_OK}  done (also: nothing to do)
+  {EXIT_CONFIG}  bad configuration: a setting is missing or malformed (checked before any
+     connection), or a configured file/directory is unusable
+  {EXIT_UNREACHABLE}  unreachable: database, installer or console channel did not answer before
+     its deadline, or the database refused the credentials (access denied)
+  {EXIT_REFUSED}  Matomo refused a step (its message is quoted), or the schema is in a state
+     the hook will not touch without a person (the message says what to do)
+  {EXIT_ROLLOUT}  rollout failed: the Deployment could not be restarted or did not become ready
+"""
+
+NEEDS: dict[str, frozenset[str]] = {
+    "status": frozenset({"db"}),
+    "install": frozenset({"db", "install"}),
+    "upgrade": frozenset({"db", "upgrade"}),
+    "roll": frozenset({"roll"}),
+    "run": frozenset({"db", "install", "upgrade", "roll"}),
+}
+
+
+def _env_doc() -> str:
+    width = max(len(n) for n, _, _ in ENV_VARS)
+    rows = [f"  {n:<{width}}  {m} [default: {d or '-'}]" for n, d, m in ENV_VARS]
+    return "environment:\n" + "\n".join(rows)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="matomo-hook",
+        description="Install, upgrade and roll Matomo from a Helm hook Job. Safe to run any "
+        "number of times; never drops or truncates a table.",
+        epilog=_env_doc() + "\n\n" + EXIT_DOC,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"matomo-hook {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    helps = {
+        "status": 'print one JSON line {"state","version_core","superusers","sites","tables"}',
+        "install": "bring an empty or partial schema to installed through the installer",
+        "upgrade": "run core:update once when the code is newer than version_core",
+        "roll": "restart the Deployment (kubectl rollout restart) and wait for it",
+        "run": "status, then install or upgrade as needed, then roll (what the Jobs run)",
+    }
+    for name, text in helps.items():
+        sub.add_parser(
+            name,
+            help=text,
+            description=text,
+            epilog=_env_doc() + "\n\n" + EXIT_DOC,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    return parser
+
+
+def _print_state(data: dict[str, object]) -> None:
+    sys.stdout.write(json.dumps(data) + "\n")
+    sys.stdout.flush()
+
+
+def _db_sequence(settings: Settings, command: str) -> None:
+    from . import database, installer, upgrade  # noqa: PLC0415
+
+    code = upgrade.code_version(settings) if command in ("upgrade", "run") else None
+    conn = database.connect(settings.db)
+    try:
+        if command == "status":
+            st = conn.state()
+            logs.event("status", state=st.state, step="status")
+            _print_state(st.public())
+            return
+        with conn.lock(settings.db.lock_timeout):
+            st = conn.state()
+            logs.event("status", state=st.state, step="status", **st.public())
+            if command in ("install", "run"):
+                st = installer.install(settings, conn, st)
+            if command in ("upgrade", "run") and code is not None:
+                st = upgrade.upgrade(settings, conn, st, code)
+        _print_state(st.public())
+    finally:
+        conn.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command: str = args.command
+    log = logs.setup()
+    start = time.monotonic()
+    try:
+        settings = load(need=NEEDS[command])
+        logs.REDACTOR.add(*settings.secrets())
+        logs.event("start", step=command, version=__version__)
+        if command != "roll":
+            _db_sequence(settings, command)
+        if command in ("roll", "run"):
+            from . import rollout  # noqa: PLC0415
+
+            rollout.roll(settings)
+    except HookError as exc:
+        logs.event(
+            "error",
+            logging.ERROR,
+            step=command,
+            message=str(exc),
+            exit_code=exc.exit_code,
+            duration_s=round(time.monotonic() - start, 3),
+        )
+        return exc.exit_code
+    except Exception:  # noqa: BLE001 -- last resort: redacted traceback, exit 1
+        log.exception("unexpected_error", extra={"step": command})
+        return 1
+    logs.event("done", step=command, duration_s=round(time.monotonic() - start, 3))
+    return EXIT_OK
+
+
+def entry() -> None:  # pragma: no cover
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    entry()

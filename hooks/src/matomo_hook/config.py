@@ -1,0 +1,331 @@
+"""Settings from the environment, validated before any connection is made.
+
+Every problem raises :class:`ConfigError` with one line naming the variable
+and saying what would fix it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zoneinfo
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+
+SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+# (variable, default, meaning) -- printed by ``--help``
+ENV_VARS: list[tuple[str, str, str]] = [
+    ("MATOMO_DATABASE_HOST", "127.0.0.1", "database host"),
+    ("MATOMO_DATABASE_PORT", "3306", "database port"),
+    ("MATOMO_DATABASE_USERNAME", "(required)", "database user"),
+    ("MATOMO_DATABASE_PASSWORD", "", "database password (or MATOMO_DATABASE_PASSWORD_FILE)"),
+    ("MATOMO_DATABASE_PASSWORD_FILE", "", "file holding the database password"),
+    ("MATOMO_DATABASE_DBNAME", "(required)", "database name"),
+    ("MATOMO_DATABASE_TABLES_PREFIX", "matomo_", "table prefix, [A-Za-z0-9_]*"),
+    ("MATOMO_DATABASE_SCHEMA", "Mysql", "Mysql or Mariadb"),
+    ("MATOMO_SALT", "", "Matomo salt (or MATOMO_SALT_FILE); required for install/upgrade"),
+    ("MATOMO_SALT_FILE", "", "file holding the salt"),
+    ("MATOMO_INSTALLER_URL", "http://127.0.0.1:8080/", "the Matomo sidecar (localhost only)"),
+    ("MATOMO_CONFIG_FILE", "/var/www/html/config/config.ini.php", "sidecar config to seed"),
+    ("MATOMO_COMMAND_DIR", "/run/matomo-hook", "console channel directory"),
+    ("MATOMO_CODE_VERSION", "", "Matomo code version (else read from MATOMO_VERSION_FILE)"),
+    ("MATOMO_VERSION_FILE", "/var/www/html/core/Version.php", "Matomo's core/Version.php"),
+    ("MATOMO_SUPERUSER_LOGIN", "(required for install)", "2-100 of [A-Za-z0-9_.@+-]"),
+    ("MATOMO_SUPERUSER_PASSWORD", "", "superuser password, >= 6 chars (or _FILE)"),
+    ("MATOMO_SUPERUSER_PASSWORD_FILE", "", "file holding the superuser password"),
+    ("MATOMO_SUPERUSER_EMAIL", "(required for install)", "superuser e-mail"),
+    ("MATOMO_SITE_NAME", "(required for install)", "first website name"),
+    ("MATOMO_SITE_URL", "(required for install)", "first website URL (http/https)"),
+    ("MATOMO_SITE_TIMEZONE", "UTC", "IANA name, UTC or UTC+N"),
+    ("MATOMO_SITE_ECOMMERCE", "0", "0 or 1"),
+    ("MATOMO_HOOK_NAMESPACE", "(pod namespace)", "namespace of the Deployment"),
+    ("MATOMO_HOOK_DEPLOYMENT", "(required for roll)", "Deployment to restart"),
+    ("MATOMO_HOOK_DB_TIMEOUT", "300", "seconds to wait for the database"),
+    ("MATOMO_HOOK_INSTALLER_TIMEOUT", "300", "seconds to wait for the installer"),
+    ("MATOMO_HOOK_UPGRADE_TIMEOUT", "1800", "seconds to wait for core:update"),
+    ("MATOMO_HOOK_ROLLOUT_TIMEOUT", "600", "seconds to wait for the rollout"),
+    ("MATOMO_HOOK_LOCK_TIMEOUT", "600", "seconds to wait for the advisory lock"),
+    ("KUBECONFIG", "", "used by roll when KUBERNETES_SERVICE_HOST is unset"),
+]
+
+LOGIN_RE = re.compile(r"^[A-Za-z0-9_.@+-]{2,100}$")
+PREFIX_RE = re.compile(r"^[A-Za-z0-9_]{0,40}$")
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+UTC_OFFSET_RE = re.compile(r"^UTC[+-](\d{1,2})(\.(25|5|75))?$")
+VERSION_RE = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?$")
+HOSTNAME_RE = re.compile(r"^[A-Za-z0-9_.:\[\]-]+$")
+
+
+@dataclass(frozen=True)
+class Database:
+    host: str
+    port: int
+    username: str
+    password: str = field(repr=False)
+    dbname: str
+    prefix: str
+    schema: str
+    timeout: float
+    lock_timeout: float
+
+
+@dataclass(frozen=True)
+class Superuser:
+    login: str
+    password: str = field(repr=False)
+    email: str
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    url: str
+    timezone: str
+    ecommerce: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    database: Database | None
+    salt: str | None = field(repr=False)
+    installer_url: str
+    installer_timeout: float
+    config_file: Path
+    command_dir: Path
+    code_version: str | None
+    version_file: Path
+    upgrade_timeout: float
+    superuser: Superuser | None
+    site: Site | None
+    namespace: str
+    deployment: str | None
+    rollout_timeout: float
+
+    @property
+    def db(self) -> Database:
+        if self.database is None:
+            raise ConfigError("database settings were not loaded for this subcommand")
+        return self.database
+
+    def secrets(self) -> list[str]:
+        values = [self.database.password if self.database else "", self.salt or ""]
+        if self.superuser:
+            values.append(self.superuser.password)
+        return [v for v in values if v]
+
+
+def valid_timezone(tz: str) -> bool:
+    """What Matomo's SitesManager accepts: an identifier PHP knows, ``UTC``
+    or a manual ``UTC+N`` / ``UTC-N`` offset in quarter hours."""
+    if tz == "UTC":
+        return True
+    m = UTC_OFFSET_RE.match(tz)
+    if m:
+        return int(m.group(1)) <= 14
+    if "/" not in tz:
+        return False
+    try:
+        return tz in zoneinfo.available_timezones()
+    except Exception:  # noqa: BLE001 -- no tz database: only the shape is checkable
+        return re.match(r"^[A-Za-z_]+(/[A-Za-z0-9_+-]+)+$", tz) is not None
+
+
+class _Env:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        value = self.env.get(name)
+        if value is None or value == "":
+            return default
+        return value
+
+    def required(self, name: str, what: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise ConfigError(f"{name} is not set: set it to {what}")
+        return value
+
+    def secret(self, name: str, required: bool) -> str | None:
+        """A secret from NAME or NAME_FILE (exactly one)."""
+        file_var = f"{name}_FILE"
+        direct = self.get(name)
+        path = self.get(file_var)
+        if direct is not None and path is not None:
+            raise ConfigError(f"{name} and {file_var} are both set: keep only one of them")
+        if path is not None:
+            try:
+                value = Path(path).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(
+                    f"{file_var} names {path!r}, which cannot be read ({exc.strerror}): "
+                    "mount the Secret there or fix the path"
+                ) from None
+            value = value.removesuffix("\n").removesuffix("\r")
+            if not value:
+                raise ConfigError(f"{file_var} names an empty file {path!r}: put the value in it")
+            return value
+        if direct is None and required:
+            raise ConfigError(f"{name} (or {file_var}) is not set: provide the value or a file")
+        return direct
+
+    def number(self, name: str, default: str, *, integer: bool = False) -> float:
+        raw = self.get(name, default)
+        assert raw is not None
+        try:
+            value = int(raw) if integer else float(raw)
+        except ValueError:
+            kind = "an integer" if integer else "a number of seconds"
+            raise ConfigError(f"{name}={raw!r} is not {kind}: set it to e.g. {default}") from None
+        if value <= 0:
+            raise ConfigError(f"{name}={raw!r} must be greater than 0")
+        return value
+
+
+def _no_quote_or_newline(name: str, value: str) -> None:
+    if '"' in value or "\n" in value or "\r" in value:
+        raise ConfigError(
+            f"{name} contains a double quote or a newline, which Matomo's config.ini.php "
+            "cannot hold: choose a value without them"
+        )
+
+
+def _http_url(name: str, value: str) -> None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{name}={value!r} is not an http(s) URL: use e.g. https://example.org/")
+
+
+def _database(e: _Env) -> Database:
+    host = e.get("MATOMO_DATABASE_HOST", "127.0.0.1") or "127.0.0.1"
+    if not HOSTNAME_RE.match(host):
+        raise ConfigError(f"MATOMO_DATABASE_HOST={host!r} is not a host name or address")
+    port_raw = e.get("MATOMO_DATABASE_PORT", "3306") or "3306"
+    if not port_raw.isdigit() or not 0 < int(port_raw) < 65536:
+        raise ConfigError(
+            f"MATOMO_DATABASE_PORT={port_raw!r} is not a port: use 1-65535, e.g. 3306"
+        )
+    username = e.required("MATOMO_DATABASE_USERNAME", "the database user name")
+    password = e.secret("MATOMO_DATABASE_PASSWORD", required=True)
+    assert password is not None
+    _no_quote_or_newline("MATOMO_DATABASE_PASSWORD", password)
+    dbname = e.required("MATOMO_DATABASE_DBNAME", "the database name")
+    if len(dbname) > 64 or "`" in dbname or "\x00" in dbname:
+        raise ConfigError(f"MATOMO_DATABASE_DBNAME={dbname!r}: use at most 64 chars, no backtick")
+    prefix = e.env.get("MATOMO_DATABASE_TABLES_PREFIX", "matomo_")
+    if not PREFIX_RE.match(prefix):
+        raise ConfigError(
+            f"MATOMO_DATABASE_TABLES_PREFIX={prefix!r} is invalid: use at most 40 of [A-Za-z0-9_]"
+        )
+    schema = e.get("MATOMO_DATABASE_SCHEMA", "Mysql") or "Mysql"
+    if schema not in ("Mysql", "Mariadb"):
+        raise ConfigError(f"MATOMO_DATABASE_SCHEMA={schema!r} is invalid: use Mysql or Mariadb")
+    return Database(
+        host=host,
+        port=int(port_raw),
+        username=username,
+        password=password,
+        dbname=dbname,
+        prefix=prefix,
+        schema=schema,
+        timeout=e.number("MATOMO_HOOK_DB_TIMEOUT", "300"),
+        lock_timeout=e.number("MATOMO_HOOK_LOCK_TIMEOUT", "600"),
+    )
+
+
+def load(env: Mapping[str, str] | None = None, need: frozenset[str] = frozenset()) -> Settings:
+    """Parses the environment. ``need`` holds what the subcommand uses:
+    ``db`` (database), ``install`` (salt, superuser, site), ``upgrade`` (salt),
+    ``roll`` (Deployment).
+    Malformed values are refused even when not needed; missing ones only when needed."""
+    e = _Env(os.environ if env is None else env)
+
+    database = _database(e) if "db" in need else None
+
+    salt = e.secret("MATOMO_SALT", required="install" in need or "upgrade" in need)
+    if salt is not None:
+        _no_quote_or_newline("MATOMO_SALT", salt)
+
+    installer_url = e.get("MATOMO_INSTALLER_URL", "http://127.0.0.1:8080/") or ""
+    _http_url("MATOMO_INSTALLER_URL", installer_url)
+    if not installer_url.endswith("/"):
+        installer_url += "/"
+
+    code_version = e.get("MATOMO_CODE_VERSION")
+    if code_version is not None and not VERSION_RE.match(code_version):
+        raise ConfigError(f"MATOMO_CODE_VERSION={code_version!r} is not a version like 5.1.2")
+
+    superuser: Superuser | None = None
+    site: Site | None = None
+    login = e.get("MATOMO_SUPERUSER_LOGIN")
+    su_password = e.secret("MATOMO_SUPERUSER_PASSWORD", required="install" in need)
+    email = e.get("MATOMO_SUPERUSER_EMAIL")
+    if login is not None and not LOGIN_RE.match(login):
+        raise ConfigError(
+            f"MATOMO_SUPERUSER_LOGIN={login!r} is invalid: use 2-100 of letters, digits, _ . @ + -"
+        )
+    if login == "anonymous":
+        raise ConfigError("MATOMO_SUPERUSER_LOGIN must not be 'anonymous': choose another login")
+    if su_password is not None and not 6 <= len(su_password) <= 200:
+        raise ConfigError("MATOMO_SUPERUSER_PASSWORD is invalid: use 6 to 200 characters")
+    if email is not None:
+        if not EMAIL_RE.match(email) or len(email) > 100:
+            raise ConfigError(f"MATOMO_SUPERUSER_EMAIL={email!r} is not an e-mail address")
+        if email.lower() == "anonymous@example.org":
+            raise ConfigError("MATOMO_SUPERUSER_EMAIL must not be anonymous@example.org")
+    site_name = e.get("MATOMO_SITE_NAME")
+    site_url = e.get("MATOMO_SITE_URL")
+    timezone = e.get("MATOMO_SITE_TIMEZONE", "UTC") or "UTC"
+    ecommerce = e.get("MATOMO_SITE_ECOMMERCE", "0") or "0"
+    if site_url is not None:
+        _http_url("MATOMO_SITE_URL", site_url)
+    if site_name is not None and len(site_name) > 90:
+        raise ConfigError("MATOMO_SITE_NAME is longer than 90 characters: shorten it")
+    if not valid_timezone(timezone):
+        raise ConfigError(
+            f"MATOMO_SITE_TIMEZONE={timezone!r} is not a timezone Matomo accepts: "
+            "use e.g. UTC, UTC+2 or Europe/Berlin"
+        )
+    if ecommerce not in ("0", "1"):
+        raise ConfigError(f"MATOMO_SITE_ECOMMERCE={ecommerce!r} is invalid: use 0 or 1")
+    if "install" in need:
+        login = e.required("MATOMO_SUPERUSER_LOGIN", "the superuser login")
+        email = e.required("MATOMO_SUPERUSER_EMAIL", "the superuser e-mail address")
+        site_name = e.required("MATOMO_SITE_NAME", "the first website's name")
+        site_url = e.required("MATOMO_SITE_URL", "the first website's URL")
+    if login is not None and su_password is not None and email is not None:
+        superuser = Superuser(login=login, password=su_password, email=email)
+    if site_name is not None and site_url is not None:
+        site = Site(name=site_name, url=site_url, timezone=timezone, ecommerce=int(ecommerce))
+
+    namespace = e.get("MATOMO_HOOK_NAMESPACE")
+    if namespace is None:
+        try:
+            namespace = Path(SA_NAMESPACE_FILE).read_text(encoding="utf-8").strip() or "default"
+        except OSError:
+            namespace = "default"
+    deployment = e.get("MATOMO_HOOK_DEPLOYMENT")
+    if "roll" in need and deployment is None:
+        raise ConfigError("MATOMO_HOOK_DEPLOYMENT is not set: set it to the Deployment to restart")
+
+    return Settings(
+        database=database,
+        salt=salt,
+        installer_url=installer_url,
+        installer_timeout=e.number("MATOMO_HOOK_INSTALLER_TIMEOUT", "300"),
+        config_file=Path(e.get("MATOMO_CONFIG_FILE", "/var/www/html/config/config.ini.php") or ""),
+        command_dir=Path(e.get("MATOMO_COMMAND_DIR", "/run/matomo-hook") or ""),
+        code_version=code_version,
+        version_file=Path(e.get("MATOMO_VERSION_FILE", "/var/www/html/core/Version.php") or ""),
+        upgrade_timeout=e.number("MATOMO_HOOK_UPGRADE_TIMEOUT", "1800"),
+        superuser=superuser,
+        site=site,
+        namespace=namespace,
+        deployment=deployment,
+        rollout_timeout=e.number("MATOMO_HOOK_ROLLOUT_TIMEOUT", "600"),
+    )

@@ -1,0 +1,351 @@
+"""Drives Matomo's web installer (plugins/Installation/Controller.php) on localhost.
+
+Seeded install, as verified on Matomo 5.1.2 (shared/research/matomo-installer.md):
+the hook writes the sidecar's config (database, managed salt,
+``installation_in_progress = 1``, trusted host; NO ``[PluginsInstalled]``),
+then walks tablesCreation, setupSuperUser, firstWebsiteSetup and finished,
+skipping the steps the database state shows as done.
+
+Never called: systemCheck (deletes the config), databaseSetup (new salt),
+tablesCreation with deleteTables (drops every prefixed table).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+import httpx
+
+from . import logs
+from .config import Settings
+from .database import INSTALLED, Connection, State
+from .errors import ConfigError, RefusedError, UnreachableError
+
+ALREADY_INSTALLED = 'id="piwik-is-already-installed"'
+RETRY_STATUS = {502, 503, 504}
+MIN_TABLES_TO_REUSE = 12  # Controller::hasEnoughTablesToReuseDb
+
+
+def _ini_value(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\") + '"' if value else '""'
+
+
+def trusted_host(url: str) -> str:
+    """Host as Matomo's setTrustedHost stores it: host[:port], port only when not 80/443."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port and parts.port not in (80, 443):
+        return f"{host}:{parts.port}"
+    return host
+
+
+def seed_config_text(settings: Settings) -> str:
+    db = settings.db
+    assert settings.salt is not None
+    lines = [
+        "; <?php exit; ?> DO NOT REMOVE THIS LINE",
+        "; file automatically generated or modified by Matomo; seeded by matomo-hook",
+        "[database]",
+        f"host = {_ini_value(db.host)}",
+        f"port = {db.port}",
+        f"username = {_ini_value(db.username)}",
+        f"password = {_ini_value(db.password)}",
+        f"dbname = {_ini_value(db.dbname)}",
+        f"tables_prefix = {_ini_value(db.prefix)}",
+        'adapter = "PDO\\MYSQL"',
+        'type = "InnoDB"',
+        f"schema = {_ini_value(db.schema)}",
+        'charset = "utf8mb4"',
+        'collation = "utf8mb4_general_ci"',
+        "",
+        "[General]",
+        f"salt = {_ini_value(settings.salt)}",
+        "installation_in_progress = 1",
+        f"trusted_hosts[] = {_ini_value(trusted_host(settings.installer_url))}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_seed(settings: Settings) -> None:
+    """Writes the seed atomically (temp file + rename), group-writable so the
+    Matomo sidecar (another uid, same fsGroup) can rewrite it as it does."""
+    target = settings.config_file
+    if not target.parent.is_dir():
+        raise ConfigError(
+            f"MATOMO_CONFIG_FILE={str(target)!r}: directory does not exist; mount the "
+            "sidecar's writable config directory there"
+        )
+    fd, tmp = tempfile.mkstemp(prefix=".seed-", dir=str(target.parent))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(seed_config_text(settings))
+        os.chmod(tmp, 0o660)
+        os.replace(tmp, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise ConfigError(
+            f"MATOMO_CONFIG_FILE={str(target)!r} cannot be written ({exc.strerror}): "
+            "mount the sidecar's config directory writable for the hook"
+        ) from None
+    logs.event("config_seeded", step="seed", path=str(target))
+
+
+def _text(fragment: str) -> str:
+    fragment = re.sub(r"<br\s*/?>", " ", fragment, flags=re.I)
+    fragment = re.sub(r"<[^>]+>", " ", fragment)
+    return re.sub(r"\s+", " ", html.unescape(fragment)).strip()
+
+
+def matomo_errors(body: str) -> list[str]:
+    """Matomo's own error markers: alert-danger blocks, and alert-warning with
+    <li> items (form validation errors), plus the superuser/website failures."""
+    found: list[str] = []
+    for m in re.finditer(
+        r'<div[^>]*class="[^"]*alert-danger[^"]*"[^>]*>(.*?)</div>', body, re.S | re.I
+    ):
+        text = _text(m.group(1))
+        if text:
+            found.append(text)
+    for m in re.finditer(
+        r'<div[^>]*class="[^"]*alert-warning[^"]*"[^>]*>(.*?)</div>', body, re.S | re.I
+    ):
+        items = [_text(li) for li in re.findall(r"<li[^>]*>(.*?)</li>", m.group(1), re.S | re.I)]
+        items = [i for i in items if i]
+        if items:
+            found.append("; ".join(items))
+    for marker in ("Could not add the superuser", "Could not add the website"):
+        if marker in body and not any(marker in f for f in found):
+            idx = body.index(marker)
+            found.append(_text(body[idx : idx + 400]).split("  ")[0])
+    return found
+
+
+class Installer:
+    """HTTP client for the installer in the same pod."""
+
+    def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
+        self.settings = settings
+        self.deadline = time.monotonic() + settings.installer_timeout
+        self.client = httpx.Client(
+            base_url=settings.installer_url,
+            follow_redirects=False,
+            timeout=httpx.Timeout(min(120.0, settings.installer_timeout)),
+            transport=transport,
+            headers={"User-Agent": "matomo-hook"},
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+    def request(self, step: str, method: str, data: dict[str, str] | None = None) -> httpx.Response:
+        params = {"module": "Installation", "action": step}
+        start = time.monotonic()
+        delay = 0.5
+        attempt = 0
+        while True:
+            attempt += 1
+            problem: str
+            try:
+                resp = self.client.request(method, "index.php", params=params, data=data)
+                if resp.status_code not in RETRY_STATUS:
+                    logs.event(
+                        "installer_step",
+                        step=step,
+                        status=resp.status_code,
+                        location=resp.headers.get("location"),
+                        duration_s=round(time.monotonic() - start, 3),
+                    )
+                    return resp
+                problem = f"HTTP {resp.status_code}"
+            except httpx.TransportError as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise UnreachableError(
+                    f"Matomo installer at {self.settings.installer_url} unreachable for "
+                    f"{time.monotonic() - start:.0f}s during {step} "
+                    f"(MATOMO_HOOK_INSTALLER_TIMEOUT={self.settings.installer_timeout:g}); "
+                    f"last error: {problem}"
+                )
+            logs.event(
+                "installer_retry", step=step, attempt=attempt, error=problem, retry_in_s=delay
+            )
+            time.sleep(min(delay, max(0.05, left)))
+            delay = min(delay * 2, 5.0)
+
+    def check(self, step: str, resp: httpx.Response, redirect_to: tuple[str, ...] = ()) -> None:
+        """Raises RefusedError quoting Matomo when the step did not succeed."""
+        body = resp.text
+        if ALREADY_INSTALLED in body:
+            raise RefusedError(
+                f"installer refused {step}: Matomo in the hook pod says it is already installed "
+                f"({_text(body)[:300]}); the seeded config {self.settings.config_file} is not "
+                "the one the installer reads -- check MATOMO_CONFIG_FILE and the mounts"
+            )
+        errors = matomo_errors(body)
+        if resp.status_code >= 400:
+            detail = "; ".join(errors) or _text(body)[:300]
+            raise RefusedError(f"installer {step} answered HTTP {resp.status_code}: {detail}")
+        if errors:
+            raise RefusedError(f"Matomo refused {step}: {' | '.join(errors)}")
+        if redirect_to:
+            location = resp.headers.get("location", "")
+            if resp.status_code not in (301, 302, 303) or not any(
+                r in location for r in redirect_to
+            ):
+                raise RefusedError(
+                    f"installer {step} answered HTTP {resp.status_code} "
+                    f"(location {location!r}) instead of redirecting to "
+                    f"{' or '.join(redirect_to)}: "
+                    f"{_text(body)[:300]}"
+                )
+
+    # --- steps -------------------------------------------------------------
+    def tables_creation(self) -> httpx.Response:
+        resp = self.request("tablesCreation", "GET")
+        self.check("tablesCreation", resp)
+        return resp
+
+    def reuse_tables(self) -> None:
+        resp = self.request("reuseTables", "GET")
+        self.check("reuseTables", resp)
+        if resp.status_code in (301, 302, 303) and "setupSuperUser" not in resp.headers.get(
+            "location", ""
+        ):
+            raise RefusedError(f"reuseTables redirected to {resp.headers.get('location')!r}")
+
+    def setup_superuser(self) -> None:
+        su = self.settings.superuser
+        assert su is not None
+        resp = self.request(
+            "setupSuperUser",
+            "POST",
+            {
+                "login": su.login,
+                "password": su.password,
+                "password_bis": su.password,
+                "email": su.email,
+                "subscribe_newsletter_piwikorg": "0",
+                "subscribe_newsletter_professionalservices": "0",
+            },
+        )
+        self.check("setupSuperUser", resp, ("action=firstWebsiteSetup",))
+
+    def first_website(self) -> None:
+        site = self.settings.site
+        assert site is not None
+        resp = self.request(
+            "firstWebsiteSetup",
+            "POST",
+            {
+                "siteName": site.name,
+                "url": site.url,
+                "timezone": site.timezone,
+                "ecommerce": str(site.ecommerce),
+            },
+        )
+        self.check("firstWebsiteSetup", resp, ("action=trackingCode", "action=finished"))
+
+    def finished(self) -> None:
+        # The defaults the form shows checked (FormDefaultSettings + PrivacyManager).
+        resp = self.request("finished", "POST", {"do_not_track": "1", "anonymise_ip": "1"})
+        self.check("finished", resp, ("index.php",))
+
+
+def plan(st: State) -> list[str]:
+    """Steps that bring ``st`` to installed, or RefusedError saying what a person must do.
+
+    Decided from plugins/Installation/Controller.php:
+    - tablesCreation creates tables only when NO prefixed table exists;
+    - reuseTables (runs Matomo's updater) is offered only with >= 12 non-archive
+      tables, >= 1 site and >= 1 user;
+    - setupSuperUser redirects on when a superuser exists;
+    - firstWebsiteSetup redirects to finished when a site exists.
+    """
+    if st.state == INSTALLED:
+        return []
+    if st.tables == 0:
+        return ["seed", "tablesCreation", "setupSuperUser", "firstWebsiteSetup", "finished"]
+    steps = ["seed"]
+    if st.version_core is None:
+        base = st.tables - st.archive_tables
+        if base >= MIN_TABLES_TO_REUSE and st.sites >= 1 and st.users >= 1:
+            steps.append("reuseTables")
+        else:
+            raise RefusedError(
+                f"{st.tables} tables with the configured prefix exist but Matomo never "
+                f"recorded version_core (missing core tables: "
+                f"{', '.join(st.missing_core_tables) or 'none'}; sites={st.sites}, "
+                f"users={st.users}): table creation was interrupted. Matomo's installer only "
+                "creates tables into an empty prefix and the hook never drops tables. A person "
+                "must back up the database, check these tables hold nothing worth keeping, drop "
+                "them (or restore a backup), then run the hook again"
+            )
+    if st.superusers == 0:
+        steps.append("setupSuperUser")
+    if st.sites == 0:
+        steps.append("firstWebsiteSetup")
+    steps.append("finished")
+    return steps
+
+
+def install(
+    settings: Settings,
+    conn: Connection,
+    st: State,
+    transport: httpx.BaseTransport | None = None,
+    after_step: Callable[[str], None] | None = None,
+) -> State:
+    """Runs the plan under the caller's lock; returns the final state."""
+    steps = plan(st)
+    if not steps:
+        logs.event("install_skipped", state=st.state, step="install")
+        return st
+    logs.event("install_plan", state=st.state, step="plan", steps=steps)
+    inst = Installer(settings, transport)
+    try:
+        for step in steps:
+            start = time.monotonic()
+            if step == "seed":
+                write_seed(settings)
+            elif step == "tablesCreation":
+                inst.tables_creation()
+                now = conn.state()
+                if now.version_core is None:
+                    raise RefusedError(
+                        "tablesCreation answered but version_core was not recorded "
+                        f"({now.tables} tables now): Matomo did not finish creating tables"
+                    )
+            elif step == "reuseTables":
+                inst.reuse_tables()
+            elif step == "setupSuperUser":
+                inst.setup_superuser()
+            elif step == "firstWebsiteSetup":
+                inst.first_website()
+            elif step == "finished":
+                inst.finished()
+            logs.event("step_done", step=step, duration_s=round(time.monotonic() - start, 3))
+            if after_step is not None:
+                after_step(step)
+    finally:
+        inst.close()
+    final = conn.state()
+    if final.state != INSTALLED:
+        raise RefusedError(
+            f"the installer walked {', '.join(steps)} but the database is still "
+            f"{final.state} (version_core={final.version_core}, superusers={final.superusers}, "
+            f"sites={final.sites})"
+        )
+    logs.event("installed", state=final.state, step="install", version_core=final.version_core)
+    return final
