@@ -1,0 +1,85 @@
+#!/bin/sh
+# Init container of the Matomo pods (chart matomo, files/matomo-init.sh).
+#
+# 1. Copies the Matomo code from the image (/usr/src/matomo) into the writable
+#    emptyDir mounted at /var/www/html, so that every container can keep a
+#    read-only root filesystem and Matomo can write its tmp/ and config/.
+# 2. When MATOMO_INIT_WRITE_CONFIG=1, writes the local config/config.ini.php:
+#    the header line, [database] password and [General] salt, from the env vars
+#    MATOMO_DATABASE_PASSWORD and MATOMO_SALT (fed by secretKeyRefs). Every
+#    other setting comes from the read-only common.config.ini.php (Secret
+#    F-config); the local file wins key by key and Matomo may append
+#    [PluginsInstalled] to it, which is why it is writable and per pod.
+#
+# A value holding a double quote or a newline cannot be written into
+# config.ini.php: the script refuses it (exit 1) and names the variable.
+# Secrets are never printed.
+set -eu
+
+src="${MATOMO_SOURCE_DIR:-/usr/src/matomo}"
+dst="${MATOMO_TARGET_DIR:-/var/www/html}"
+write_config="${MATOMO_INIT_WRITE_CONFIG:-1}"
+
+log() { printf 'matomo-init: %s\n' "$*" >&2; }
+
+nl='
+'
+cr="$(printf '\r')"
+
+# check_value NAME [allow-empty]: refuse values config.ini.php cannot hold.
+check_value() {
+    name="$1"
+    eval "isset=\${$name+x}"
+    if [ -z "$isset" ]; then
+        log "$name is not set"
+        exit 1
+    fi
+    eval "value=\${$name}"
+    if [ -z "$value" ] && [ "${2:-}" != "allow-empty" ]; then
+        log "$name is empty"
+        exit 1
+    fi
+    case "$value" in
+        *'"'*)
+            log "$name contains a double quote (\"), which config.ini.php cannot hold; choose a value without it"
+            exit 1 ;;
+        *"$nl"*|*"$cr"*)
+            log "$name contains a newline, which config.ini.php cannot hold; choose a value without it"
+            exit 1 ;;
+    esac
+}
+
+if [ "$write_config" = "1" ]; then
+    # Check before copying anything, so that a bad value fails fast.
+    # An empty password is allowed (Cloud SQL IAM authentication).
+    check_value MATOMO_DATABASE_PASSWORD allow-empty
+    check_value MATOMO_SALT
+fi
+
+if [ ! -f "$src/core/Version.php" ]; then
+    log "no Matomo code in $src (wrong image?)"
+    exit 1
+fi
+
+log "copying the Matomo code from $src to $dst"
+# Not cp -a: ownership cannot (and need not) be kept by a non-root user; the
+# copy belongs to the user running Matomo so that it can write tmp/ and config/.
+cp -R "$src/." "$dst/"
+mkdir -p "$dst/tmp" "$dst/config"
+
+if [ "$write_config" = "1" ]; then
+    config="$dst/config/config.ini.php"
+    tmp="$dst/config/.config.ini.php.$$"
+    umask 077
+    {
+        printf '; <?php exit; ?> DO NOT REMOVE THIS LINE\n'
+        printf '; Written at pod start by matomo-init.sh; managed settings are in common.config.ini.php.\n'
+        printf '[database]\n'
+        printf 'password = "%s"\n' "$MATOMO_DATABASE_PASSWORD"
+        printf '\n[General]\n'
+        printf 'salt = "%s"\n' "$MATOMO_SALT"
+    } > "$tmp"
+    mv -f "$tmp" "$config"
+    log "wrote $config (password and salt from the environment)"
+fi
+log "done"

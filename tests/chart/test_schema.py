@@ -1,0 +1,92 @@
+"""values.schema.json rejects broken values before anything reaches a cluster,
+with a message that names the bad value.
+
+Each case is a values file fed to `helm lint --strict` and `helm template`;
+both must fail and the output must name the value. Helm up to 3.17 prints
+JSON paths as `database.mode`, later versions as `/database/mode`: the
+output is normalised to dots before matching.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import CHART, VALUES_FILES, run_helm
+
+CASES = {
+    # name: (values, words that must appear in the error)
+    "typo-top-level-key": ({"replicaCont": 2}, ["replicaCont"]),
+    "typo-nested-key": ({"database": {"mode": "embedded", "tablePrefix": "x_"}}, ["tablePrefix"]),
+    "wrong-type-integer": ({"replicaCount": "two"}, ["replicaCount"]),
+    "wrong-type-nested": ({"service": {"port": "http"}}, ["service.port"]),
+    "wrong-type-bool": ({"ingress": {"enabled": "yes"}}, ["ingress.enabled"]),
+    "bad-database-mode": ({"database": {"mode": "sqlite"}}, ["database.mode"]),
+    "bad-image-variant": ({"image": {"variant": "fpm-alpine"}}, ["image.variant"]),
+    "bad-schema": ({"database": {"schema": "Postgres"}}, ["database.schema"]),
+    "cloudsql-without-instance": (
+        {"database": {"mode": "cloudsql", "password": "pw"}},
+        ["database.cloudsql.instanceConnectionName"],
+    ),
+    "cloudsql-bad-instance-name": (
+        {"database": {"mode": "cloudsql", "password": "pw",
+                      "cloudsql": {"instanceConnectionName": "just-a-name"}}},
+        ["database.cloudsql.instanceConnectionName"],
+    ),
+    "external-without-host": (
+        {"database": {"mode": "external", "password": "pw"}},
+        ["database.external.host"],
+    ),
+    "ingress-without-host": ({"ingress": {"enabled": True}}, ["ingress.hosts"]),
+    "bad-superuser-login": ({"matomo": {"superuser": {"login": "a b"}}}, ["matomo.superuser.login"]),
+    "bad-tables-prefix": ({"database": {"tablesPrefix": "matomo-"}}, ["database.tablesPrefix"]),
+    "bad-gcp-service-account": (
+        {"database": {"cloudsql": {"gcpServiceAccount": "matomo"}}},
+        ["database.cloudsql.gcpServiceAccount"],
+    ),
+}
+
+
+def normalise(text: str) -> str:
+    """`/database/mode` (helm >= 3.18) -> `database.mode`."""
+    return re.sub(r"/(?=[A-Za-z_])", ".", text).replace("'.", "'")
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("command", ["lint", "template"])
+def test_broken_values_are_rejected_naming_the_value(helm: str, tmp_path: Path, name: str, command: str) -> None:
+    values, words = CASES[name]
+    values_file = tmp_path / f"{name}.yaml"
+    values_file.write_text(yaml.safe_dump(values))
+    if command == "lint":
+        result = run_helm(helm, "lint", "--strict", str(CHART), "-f", str(values_file))
+    else:
+        result = run_helm(helm, "template", "t", str(CHART), "-f", str(values_file))
+    output = normalise(result.stdout + result.stderr)
+    assert result.returncode != 0, f"{name}: helm {command} accepted broken values:\n{output}"
+    assert "schema" in output.lower(), f"{name}: rejected, but not by the schema:\n{output}"
+    for word in words:
+        assert word in output, f"{name}: the error does not name {word!r}:\n{output}"
+
+
+def test_default_values_pass_lint(helm: str) -> None:
+    result = run_helm(helm, "lint", "--strict", str(CHART))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("values_file", VALUES_FILES, ids=lambda p: str(p.relative_to(CHART.parents[1])))
+def test_every_values_file_passes_lint_strict(helm: str, values_file: Path) -> None:
+    result = run_helm(helm, "lint", "--strict", str(CHART), "-f", str(values_file))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("values_file", VALUES_FILES, ids=lambda p: str(p.relative_to(CHART.parents[1])))
+def test_every_values_file_renders(helm: str, values_file: Path) -> None:
+    result = run_helm(helm, "template", "matomo", str(CHART), "-f", str(values_file))
+    assert result.returncode == 0, result.stderr
+    docs = [d for d in yaml.safe_load_all(result.stdout) if d]
+    kinds = {d["kind"] for d in docs}
+    assert {"Deployment", "Service", "Job", "Secret", "Role", "RoleBinding"} <= kinds
