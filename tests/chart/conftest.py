@@ -11,6 +11,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "matomo"
 
+# Kubernetes version the chart is rendered for: helm built without its
+# release ldflags defaults to v1.20, below the chart's kubeVersion (>=1.29).
+KUBE_VERSION = "1.31.0"
+
 # Every values file a user or CI renders the chart with (the chart defaults
 # are covered by passing no file at all).
 VALUES_FILES = sorted(

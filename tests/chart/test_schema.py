@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import CHART, VALUES_FILES, run_helm
+from conftest import CHART, KUBE_VERSION, VALUES_FILES, run_helm
 
 CASES = {
     # name: (values, words that must appear in the error)
@@ -64,7 +64,7 @@ def test_broken_values_are_rejected_naming_the_value(helm: str, tmp_path: Path, 
     if command == "lint":
         result = run_helm(helm, "lint", "--strict", str(CHART), "-f", str(values_file))
     else:
-        result = run_helm(helm, "template", "t", str(CHART), "-f", str(values_file))
+        result = run_helm(helm, "template", "t", str(CHART), "--kube-version", KUBE_VERSION, "-f", str(values_file))
     output = normalise(result.stdout + result.stderr)
     assert result.returncode != 0, f"{name}: helm {command} accepted broken values:\n{output}"
     assert "schema" in output.lower(), f"{name}: rejected, but not by the schema:\n{output}"
@@ -85,7 +85,7 @@ def test_every_values_file_passes_lint_strict(helm: str, values_file: Path) -> N
 
 @pytest.mark.parametrize("values_file", VALUES_FILES, ids=lambda p: str(p.relative_to(CHART.parents[1])))
 def test_every_values_file_renders(helm: str, values_file: Path) -> None:
-    result = run_helm(helm, "template", "matomo", str(CHART), "-f", str(values_file))
+    result = run_helm(helm, "template", "matomo", str(CHART), "--kube-version", KUBE_VERSION, "-f", str(values_file))
     assert result.returncode == 0, result.stderr
     docs = [d for d in yaml.safe_load_all(result.stdout) if d]
     kinds = {d["kind"] for d in docs}
