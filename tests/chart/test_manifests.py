@@ -1,0 +1,178 @@
+"""Rendered manifests of every values file validate strictly against the
+Kubernetes OpenAPI schema (swagger.json of Kubernetes 1.29+): no unknown
+field, no wrong type, no missing required field.
+
+The schema comes from $K8S_OPENAPI_SPEC, or from the Kubernetes source in the
+Go module cache (k8s.io/kubernetes@v1.3x, fetched when ./dev tools builds the
+control plane). Without it the test is skipped with the reason.
+A real API server (tests/cluster) checks the same again.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import CHART, KUBE_VERSION, VALUES_FILES, run_helm
+
+
+def _find_spec() -> Path | None:
+    env = os.environ.get("K8S_OPENAPI_SPEC")
+    if env:
+        return Path(env) if Path(env).is_file() else None
+    roots = []
+    go = shutil.which("go")
+    if go:
+        try:
+            roots.append(subprocess.run([go, "env", "GOMODCACHE"], capture_output=True, text=True,
+                                        timeout=30, check=False).stdout.strip())
+        except (OSError, subprocess.SubprocessError):
+            pass
+    roots.append(str(Path.home() / "go" / "pkg" / "mod"))
+    for root in roots:
+        if not root:
+            continue
+        found = sorted(glob.glob(os.path.join(root, "k8s.io", "kubernetes@v1.*", "api", "openapi-spec", "swagger.json")))
+        found = [f for f in found if _minor(f) >= 29]
+        if found:
+            return Path(found[-1])
+    return None
+
+
+def _minor(path: str) -> int:
+    try:
+        return int(path.split("kubernetes@v1.")[1].split(".")[0])
+    except (IndexError, ValueError):
+        return 0
+
+
+@lru_cache(maxsize=1)
+def _spec() -> dict:
+    path = _find_spec()
+    if path is None:
+        pytest.skip("no Kubernetes OpenAPI spec: set K8S_OPENAPI_SPEC or run ./dev tools (k8s.io/kubernetes in the Go module cache)")
+    return json.loads(path.read_text())
+
+
+@lru_cache(maxsize=1)
+def _gvk_index() -> dict:
+    index = {}
+    for name, definition in _spec()["definitions"].items():
+        for gvk in definition.get("x-kubernetes-group-version-kind", []):
+            group = gvk["group"]
+            api_version = f"{group}/{gvk['version']}" if group else gvk["version"]
+            index[(api_version, gvk["kind"])] = name
+    return index
+
+
+def _validate(value, schema: dict, path: str, errors: list[str]) -> None:
+    definitions = _spec()["definitions"]
+    if schema.get("$ref", "").endswith(".resource.Quantity"):
+        if not isinstance(value, (int, float, str)) or isinstance(value, bool):
+            errors.append(f"{path}: expected a quantity, got {value!r}")
+        return
+    if "$ref" in schema:
+        schema = definitions[schema["$ref"].split("/")[-1]]
+    if "allOf" in schema and len(schema) == 1:
+        schema = schema["allOf"][0]
+        if "$ref" in schema:
+            schema = definitions[schema["$ref"].split("/")[-1]]
+    fmt = schema.get("format")
+    typ = schema.get("type")
+    if fmt == "int-or-string":
+        if not isinstance(value, (int, str)) or isinstance(value, bool):
+            errors.append(f"{path}: expected int or string, got {value!r}")
+        return
+    if typ is None and "properties" not in schema:
+        return  # free-form (RawExtension, JSON)
+    if value is None:
+        return  # null is accepted as "unset" by the API server
+    if typ == "object" or "properties" in schema:
+        if not isinstance(value, dict):
+            errors.append(f"{path}: expected an object, got {type(value).__name__}")
+            return
+        props = schema.get("properties")
+        if props is None:
+            extra = schema.get("additionalProperties")
+            if isinstance(extra, dict):
+                for k, v in value.items():
+                    _validate(v, extra, f"{path}.{k}", errors)
+            return
+        for k in schema.get("required", []):
+            if k not in value:
+                errors.append(f"{path}: missing required field {k!r}")
+        for k, v in value.items():
+            if k not in props:
+                errors.append(f"{path}: unknown field {k!r}")
+            else:
+                _validate(v, props[k], f"{path}.{k}", errors)
+    elif typ == "array":
+        if not isinstance(value, list):
+            errors.append(f"{path}: expected an array, got {type(value).__name__}")
+            return
+        for i, item in enumerate(value):
+            _validate(item, schema.get("items", {}), f"{path}[{i}]", errors)
+    elif typ == "string":
+        if not isinstance(value, str):
+            errors.append(f"{path}: expected a string, got {value!r}")
+        elif "enum" in schema and value not in schema["enum"]:
+            errors.append(f"{path}: {value!r} is not one of {schema['enum']}")
+    elif typ == "integer":
+        if not isinstance(value, int) or isinstance(value, bool):
+            errors.append(f"{path}: expected an integer, got {value!r}")
+    elif typ == "number":
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            errors.append(f"{path}: expected a number, got {value!r}")
+    elif typ == "boolean":
+        if not isinstance(value, bool):
+            errors.append(f"{path}: expected a boolean, got {value!r}")
+
+
+def validate_object(obj: dict) -> list[str]:
+    key = (obj.get("apiVersion"), obj.get("kind"))
+    name = _gvk_index().get(key)
+    if name is None:
+        return [f"{key}: no such kind in the Kubernetes API"]
+    errors: list[str] = []
+    _validate(obj, _spec()["definitions"][name], f"{obj['kind']}/{obj.get('metadata', {}).get('name')}", errors)
+    return errors
+
+
+def render(helm: str, values_file: Path | None) -> list[dict]:
+    args = ["template", "matomo", str(CHART), "--kube-version", KUBE_VERSION, "--namespace", "analytics"]
+    if values_file is not None:
+        args += ["-f", str(values_file)]
+    result = run_helm(helm, *args)
+    assert result.returncode == 0, result.stderr
+    return [d for d in yaml.safe_load_all(result.stdout) if d]
+
+
+@pytest.mark.parametrize("values_file", [None, *VALUES_FILES],
+                         ids=lambda p: "defaults" if p is None else str(p.relative_to(CHART.parents[1])))
+def test_rendered_manifests_validate_strictly(helm: str, values_file: Path | None) -> None:
+    _spec()
+    docs = render(helm, values_file)
+    errors = [e for d in docs for e in validate_object(d)]
+    assert not errors, "\n".join(errors)
+
+
+def test_the_validator_catches_unknown_fields_and_wrong_types(helm: str) -> None:
+    _spec()
+    bad = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
+        "spec": {"replicas": "2", "selector": {"matchLabels": {"a": "b"}},
+                 "template": {"metadata": {"labels": {"a": "b"}},
+                              "spec": {"containers": [{"name": "c", "image": "i", "restartPolicy": "Always",
+                                                       "bogus": 1}]}}},
+    }
+    errors = validate_object(bad)
+    assert any("replicas" in e and "integer" in e for e in errors), errors
+    assert any("unknown field 'bogus'" in e for e in errors), errors
