@@ -29,8 +29,9 @@ F = matomo.fullname.
 {{- define "matomo.configSecretName" -}}{{ include "matomo.fullname" . }}-config{{- end }}
 {{- define "matomo.webConfigName" -}}{{ include "matomo.fullname" . }}-web{{- end }}
 {{- define "matomo.hookName" -}}{{ include "matomo.fullname" . }}-hook{{- end }}
-{{- define "matomo.archiverName" -}}{{ include "matomo.fullname" . }}-archiver{{- end }}
-{{- define "matomo.mariadbName" -}}{{ include "matomo.fullname" . }}-mariadb{{- end }}
+{{/* CronJob and StatefulSet names must stay within 52 characters. */}}
+{{- define "matomo.archiverName" -}}{{ include "matomo.fullname" . | trunc 43 | trimSuffix "-" }}-archiver{{- end }}
+{{- define "matomo.mariadbName" -}}{{ include "matomo.fullname" . | trunc 44 | trimSuffix "-" }}-mariadb{{- end }}
 {{- define "matomo.testName" -}}{{ include "matomo.fullname" . }}-test{{- end }}
 
 {{- define "matomo.saltSecretName" -}}
