@@ -249,6 +249,14 @@ and leaves out the proxy settings and the user's extra sections.
 {{- end }}
 {{ end }}
 
+{{/* Checksums in pod templates: changed values roll the pods (chart upgrades roll them through the helm.sh/chart label). */}}
+{{- define "matomo.configChecksum" -}}
+{{- include "matomo.commonConfig" (dict "root" . "hook" false) | sha256sum }}
+{{- end }}
+{{- define "matomo.webChecksum" -}}
+{{- list (.Files.Get "files/matomo-init.sh") .Values.image.variant .Values.nginx.clientMaxBodySize | toJson | sha256sum }}
+{{- end }}
+
 {{/*
 Cloud SQL Auth Proxy v2 as a native sidecar (an initContainer with restartPolicy Always).
 Call with the root context.
