@@ -1,0 +1,104 @@
+"""charts/matomo/files/matomo-init.sh: the init container of the Matomo pods.
+
+Run with /bin/sh against a fake Matomo tree: it copies the code, writes the
+local config.ini.php (header, [database] password, [General] salt) and
+refuses values that config.ini.php cannot hold, naming the variable and
+never printing the secret.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import CHART
+
+SCRIPT = CHART / "files" / "matomo-init.sh"
+
+
+@pytest.fixture()
+def tree(tmp_path: Path) -> tuple[Path, Path]:
+    src = tmp_path / "src"
+    (src / "core").mkdir(parents=True)
+    (src / "core" / "Version.php").write_text("<?php const VERSION = '5.1.2';\n")
+    (src / "config").mkdir()
+    (src / "config" / "global.ini.php").write_text("[General]\n")
+    (src / "index.php").write_text("<?php\n")
+    dst = tmp_path / "html"
+    dst.mkdir()
+    return src, dst
+
+
+def run(src: Path, dst: Path, **env: str) -> subprocess.CompletedProcess:
+    full = {"PATH": os.environ["PATH"], "MATOMO_SOURCE_DIR": str(src), "MATOMO_TARGET_DIR": str(dst), **env}
+    return subprocess.run(["/bin/sh", str(SCRIPT)], env=full, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_copies_the_code_and_writes_the_local_config(tree) -> None:
+    src, dst = tree
+    result = run(src, dst, MATOMO_DATABASE_PASSWORD="p@ss w0rd$x\\y", MATOMO_SALT="s" * 64)
+    assert result.returncode == 0, result.stderr
+    assert (dst / "index.php").is_file()
+    assert (dst / "config" / "global.ini.php").is_file()
+    assert (dst / "tmp").is_dir()
+    config = (dst / "config" / "config.ini.php").read_text()
+    assert config.startswith("; <?php exit; ?> DO NOT REMOVE THIS LINE\n")
+    assert '[database]\npassword = "p@ss w0rd$x\\y"\n' in config
+    assert f'[General]\nsalt = "{"s" * 64}"\n' in config
+    assert oct((dst / "config" / "config.ini.php").stat().st_mode & 0o777) == "0o600"
+    assert "p@ss" not in result.stderr + result.stdout
+    assert not list((dst / "config").glob(".config.ini.php.*"))
+
+
+def test_copy_only_mode_writes_no_config(tree) -> None:
+    src, dst = tree
+    result = run(src, dst, MATOMO_INIT_WRITE_CONFIG="0")
+    assert result.returncode == 0, result.stderr
+    assert (dst / "index.php").is_file()
+    assert not (dst / "config" / "config.ini.php").exists()
+
+
+def test_empty_password_is_allowed_for_iam_authentication(tree) -> None:
+    src, dst = tree
+    result = run(src, dst, MATOMO_DATABASE_PASSWORD="", MATOMO_SALT="abc")
+    assert result.returncode == 0, result.stderr
+    assert 'password = ""' in (dst / "config" / "config.ini.php").read_text()
+
+
+@pytest.mark.parametrize("variable", ["MATOMO_DATABASE_PASSWORD", "MATOMO_SALT"])
+@pytest.mark.parametrize("bad,word", [('se"cret', "double quote"), ("se\ncret", "newline"), ("se\rcret", "newline")])
+def test_refuses_values_config_ini_cannot_hold(tree, variable: str, bad: str, word: str) -> None:
+    src, dst = tree
+    env = {"MATOMO_DATABASE_PASSWORD": "good", "MATOMO_SALT": "good", variable: bad}
+    result = run(src, dst, **env)
+    assert result.returncode == 1
+    assert variable in result.stderr and word in result.stderr
+    assert "cret" not in result.stderr + result.stdout
+    assert not (dst / "config" / "config.ini.php").exists()
+    assert not (dst / "index.php").exists(), "must fail before copying"
+
+
+@pytest.mark.parametrize("variable", ["MATOMO_DATABASE_PASSWORD", "MATOMO_SALT"])
+def test_refuses_a_missing_variable(tree, variable: str) -> None:
+    src, dst = tree
+    env = {"MATOMO_DATABASE_PASSWORD": "good", "MATOMO_SALT": "good"}
+    del env[variable]
+    result = run(src, dst, **env)
+    assert result.returncode == 1
+    assert variable in result.stderr
+
+
+def test_refuses_an_empty_salt(tree) -> None:
+    src, dst = tree
+    result = run(src, dst, MATOMO_DATABASE_PASSWORD="x", MATOMO_SALT="")
+    assert result.returncode == 1
+    assert "MATOMO_SALT is empty" in result.stderr
+
+
+def test_fails_without_matomo_code(tmp_path: Path) -> None:
+    result = run(tmp_path / "nothing", tmp_path, MATOMO_DATABASE_PASSWORD="x", MATOMO_SALT="y")
+    assert result.returncode == 1
+    assert "no Matomo code" in result.stderr
