@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import CHART
+from chartlib import CHART
 
 
 def test_chart_readme_is_generated_from_values() -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import CHART, KUBE_VERSION, VALUES_FILES, run_helm
+from chartlib import CHART, KUBE_VERSION, VALUES_FILES, run_helm
 
 
 def _find_spec() -> Path | None:

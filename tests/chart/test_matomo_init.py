@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CHART
+from chartlib import CHART
 
 SCRIPT = CHART / "files" / "matomo-init.sh"
 

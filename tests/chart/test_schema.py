@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import CHART, KUBE_VERSION, VALUES_FILES, run_helm
+from chartlib import CHART, KUBE_VERSION, VALUES_FILES, run_helm
 
 CASES = {
     # name: (values, words that must appear in the error)

@@ -1,0 +1,27 @@
+"""Shared constants and helpers of the chart tests (imported by name: a
+module called `conftest` would clash with tests/conftest.py)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "matomo"
+
+# Kubernetes version the chart is rendered for: helm built without its
+# release ldflags defaults to v1.20, below the chart's kubeVersion (>=1.29).
+KUBE_VERSION = "1.31.0"
+
+# Every values file a user or CI renders the chart with (the chart defaults
+# are covered by passing no file at all).
+VALUES_FILES = sorted(
+    [REPO / "values" / "prod.yaml", REPO / "values" / "local.yaml"]
+    + list((CHART / "ci").glob("*.yaml"))
+)
+
+
+def run_helm(helm: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [helm, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
