@@ -92,7 +92,7 @@ def _db_sequence(settings: Settings, command: str) -> None:
             return
         with conn.lock(settings.db.lock_timeout):
             st = conn.state()
-            logs.event("status", state=st.state, step="status", **st.public())
+            logs.event("status", step="status", **st.public())
             if command in ("install", "run"):
                 st = installer.install(settings, conn, st)
             if command in ("upgrade", "run") and code is not None:

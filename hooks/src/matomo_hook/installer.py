@@ -269,7 +269,8 @@ def plan(st: State) -> list[str]:
     Decided from plugins/Installation/Controller.php:
     - tablesCreation creates tables only when NO prefixed table exists;
     - reuseTables (runs Matomo's updater) is offered only with >= 12 non-archive
-      tables, >= 1 site and >= 1 user;
+      tables, >= 1 site and >= 1 user; the hook also wants every core table there,
+      since the updater does not create core tables;
     - setupSuperUser redirects on when a superuser exists;
     - firstWebsiteSetup redirects to finished when a site exists.
     """
@@ -280,7 +281,8 @@ def plan(st: State) -> list[str]:
     steps = ["seed"]
     if st.version_core is None:
         base = st.tables - st.archive_tables
-        if base >= MIN_TABLES_TO_REUSE and st.sites >= 1 and st.users >= 1:
+        reusable = base >= MIN_TABLES_TO_REUSE and st.sites >= 1 and st.users >= 1
+        if reusable and not st.missing_core_tables:
             steps.append("reuseTables")
         else:
             raise RefusedError(

@@ -1,0 +1,1 @@
+"""A stand-in for Matomo's installer and console (PHP is not available here)."""

@@ -1,0 +1,76 @@
+"""Stand-in for Matomo's ``./console core:update`` (plugins/CoreUpdater/Commands/Update.php).
+
+Run from the Matomo code dir (cwd), like ``php console``: reads
+config/config.ini.php and core/Version.php; on an empty database it fails
+("Database ... is empty", exit 1) like Matomo; with version_core behind the
+code it records the code version; otherwise "Everything is already up to
+date." Every invocation is appended to $STANDIN_CONSOLE_RECORD (if set).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pymysql
+
+from . import matomo_config
+from .server import VERSION_RE
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    record = os.environ.get("STANDIN_CONSOLE_RECORD")
+    if record:
+        with open(record, "a", encoding="utf-8") as fh:
+            fh.write(" ".join(args) + "\n")
+    if not args or args[0] != "core:update":
+        print(f"Command \"{args[0] if args else ''}\" is not defined.", file=sys.stderr)
+        return 1
+    delay = float(os.environ.get("STANDIN_CONSOLE_DELAY", "0"))
+    root = Path.cwd()
+    config = matomo_config.read(root / "config" / "config.ini.php")
+    if config is None or "database" not in config:
+        print("Matomo is not installed (config/config.ini.php missing)", file=sys.stderr)
+        return 1
+    db = config["database"]
+    m = VERSION_RE.search((root / "core" / "Version.php").read_text(encoding="utf-8"))
+    assert m
+    code = m.group(1)
+    prefix = str(db.get("tables_prefix", "matomo_"))
+    conn = pymysql.connect(
+        host=str(db.get("host")), port=int(str(db.get("port", "3306"))),
+        user=str(db.get("username")), password=str(db.get("password")),
+        database=str(db.get("dbname")), autocommit=True,
+    )  # fmt: skip
+    try:
+        cur = conn.cursor()
+        cur.execute("SHOW TABLES LIKE %s", (prefix.replace("_", "\\_") + "option",))
+        if not cur.fetchall():
+            print(f"Database {db.get('dbname')} is empty", file=sys.stderr)
+            return 1
+        cur.execute(
+            f"SELECT option_value FROM `{prefix}option` WHERE option_name='version_core'"
+        )
+        row = cur.fetchone()
+        current = None if row is None else str(row[0])
+        if current == code:
+            print("Everything is already up to date.")
+            return 0
+        time.sleep(delay)
+        print(f"*** Update ***\nDatabase Upgrade Required: {current} -> {code}")
+        cur.execute(
+            f"INSERT INTO `{prefix}option` (option_name, option_value, autoload) "
+            "VALUES ('version_core', %s, 1) ON DUPLICATE KEY UPDATE option_value=VALUES(option_value)",
+            (code,),
+        )
+        print("Matomo has been successfully updated!")
+        return 0
+    finally:
+        conn.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
