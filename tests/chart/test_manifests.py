@@ -176,3 +176,78 @@ def test_the_validator_catches_unknown_fields_and_wrong_types(helm: str) -> None
     errors = validate_object(bad)
     assert any("replicas" in e and "integer" in e for e in errors), errors
     assert any("unknown field 'bogus'" in e for e in errors), errors
+
+
+def _pod_specs(doc: dict):
+    kind = doc.get("kind")
+    if kind == "Pod":
+        yield doc["spec"]
+    elif kind in ("Deployment", "StatefulSet", "Job"):
+        yield doc["spec"]["template"]["spec"]
+    elif kind == "CronJob":
+        yield doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+
+
+@pytest.mark.parametrize("values_file", [None, *VALUES_FILES],
+                         ids=lambda p: "defaults" if p is None else str(p.relative_to(CHART.parents[1])))
+def test_every_container_is_restricted_non_root_and_read_only(helm: str, values_file: Path | None) -> None:
+    """Pod Security Standard "restricted", plus a read-only root filesystem
+    for every container (init containers and native sidecars included)."""
+    problems = []
+    for doc in render(helm, values_file):
+        for spec in _pod_specs(doc):
+            pod_sc = spec.get("securityContext") or {}
+            for vol in spec.get("volumes", []):
+                if "hostPath" in vol:
+                    problems.append(f"{doc['kind']}/{doc['metadata']['name']}: hostPath volume {vol['name']}")
+            for c in spec.get("initContainers", []) + spec.get("containers", []):
+                where = f"{doc['kind']}/{doc['metadata']['name']}/{c['name']}"
+                sc = c.get("securityContext") or {}
+                if sc.get("allowPrivilegeEscalation") is not False:
+                    problems.append(f"{where}: allowPrivilegeEscalation is not false")
+                if "ALL" not in (sc.get("capabilities") or {}).get("drop", []):
+                    problems.append(f"{where}: does not drop ALL capabilities")
+                if (sc.get("capabilities") or {}).get("add"):
+                    problems.append(f"{where}: adds capabilities")
+                if sc.get("privileged"):
+                    problems.append(f"{where}: privileged")
+                if not sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")):
+                    problems.append(f"{where}: runAsNonRoot is not true")
+                if sc.get("runAsUser", pod_sc.get("runAsUser")) == 0:
+                    problems.append(f"{where}: runs as uid 0")
+                seccomp = (sc.get("seccompProfile") or pod_sc.get("seccompProfile") or {}).get("type")
+                if seccomp not in ("RuntimeDefault", "Localhost"):
+                    problems.append(f"{where}: seccomp profile {seccomp!r}")
+                if sc.get("readOnlyRootFilesystem") is not True:
+                    problems.append(f"{where}: root filesystem is writable")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("values_file", [None, *VALUES_FILES],
+                         ids=lambda p: "defaults" if p is None else str(p.relative_to(CHART.parents[1])))
+def test_mounts_name_existing_volumes_and_native_sidecars_are_well_formed(helm: str, values_file: Path | None) -> None:
+    """What the OpenAPI schema cannot see: every volumeMount names a volume of
+    the pod, port names are unique, only native sidecars (restartPolicy
+    Always) carry probes or lifecycle hooks among init containers."""
+    problems = []
+    for doc in render(helm, values_file):
+        for spec in _pod_specs(doc):
+            where = f"{doc['kind']}/{doc['metadata']['name']}"
+            volumes = {v["name"] for v in spec.get("volumes", [])}
+            claims = {t["metadata"]["name"] for t in doc.get("spec", {}).get("volumeClaimTemplates", [])}
+            ports = []
+            for c in spec.get("initContainers", []) + spec.get("containers", []):
+                for m in c.get("volumeMounts", []):
+                    if m["name"] not in volumes | claims:
+                        problems.append(f"{where}/{c['name']}: mount of unknown volume {m['name']}")
+                ports += [p["name"] for p in c.get("ports", []) if "name" in p]
+            for c in spec.get("initContainers", []):
+                if c.get("restartPolicy") != "Always":
+                    for field in ("startupProbe", "livenessProbe", "readinessProbe", "lifecycle"):
+                        if field in c:
+                            problems.append(f"{where}/{c['name']}: {field} on a plain init container")
+            if len(ports) != len(set(ports)):
+                problems.append(f"{where}: duplicate port names {ports}")
+            if any(len(p) > 15 for p in ports):
+                problems.append(f"{where}: port name longer than 15 characters {ports}")
+    assert not problems, "\n".join(problems)
