@@ -82,9 +82,10 @@ def columns(cur: Any, schema: str, table: str) -> list[dict[str, Any]]:
 
 def tune(conn: Any) -> None:
     """Makes bulk inserts cheap on a throw-away test server (all dynamic in 10.9+):
-    a 1 GiB redo log so checkpoints do not stall every batch, no fsync per commit."""
+    a 2 GiB buffer pool, a 1 GiB redo log so checkpoints do not stall every batch, no fsync per commit."""
     with conn.cursor() as cur:
         for stmt in (
+            "SET GLOBAL innodb_buffer_pool_size = 2147483648",
             "SET GLOBAL innodb_log_file_size = 1073741824",
             "SET GLOBAL innodb_flush_log_at_trx_commit = 2",
         ):
