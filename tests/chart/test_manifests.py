@@ -38,8 +38,7 @@ def _find_spec() -> Path | None:
             pass
     roots.append(str(Path.home() / "go" / "pkg" / "mod"))
     # tools/install-k8s.sh keeps a copy of the Kubernetes source under .tools/
-    tools = sorted(glob.glob(str(CHART.parents[1] / ".tools" / "**" / "kubernetes-v1.*" / "api" / "openapi-spec" / "swagger.json"),
-                             recursive=True))
+    tools = sorted(glob.glob(str(CHART.parents[1] / ".tools" / "k8s" / "build" / "kubernetes-v1.*" / "api" / "openapi-spec" / "swagger.json")))
     tools = [f for f in tools if _minor(f.replace("kubernetes-v1.", "kubernetes@v1.")) >= 29]
     if tools:
         return Path(tools[-1])
