@@ -104,7 +104,8 @@ class Connection:
                 version = raw.decode() if isinstance(raw, bytes) else str(raw)
         if "user" in short:
             got = self._q(
-                "SELECT COALESCE(SUM(superuser_access = 1), 0), COALESCE(SUM(login <> 'anonymous'), 0) "  # noqa: S608
+                "SELECT COALESCE(SUM(superuser_access = 1), 0), "  # noqa: S608
+                "COALESCE(SUM(login <> 'anonymous'), 0) "
                 f"FROM {self.table('user')}"
             )
             superusers, users = int(got[0][0]), int(got[0][1])

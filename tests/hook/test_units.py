@@ -1,0 +1,134 @@
+"""Unit tests: redaction, constant query count, lock names, versions, roll logic."""
+
+from __future__ import annotations
+
+import io
+import logging
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from fixtures.mariadb import MariaDB
+from matomo_hook import config as hook_config
+from matomo_hook import database, logs, rollout, upgrade
+from matomo_hook.errors import RolloutError
+
+from .conftest import run_hook
+
+
+def test_redaction_covers_messages_fields_and_tracebacks() -> None:
+    redactor = logs.Redactor()
+    redactor.add("hunter2-secret", "s4lt-value")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.JsonFormatter())
+    handler.addFilter(logs.RedactingFilter(redactor))
+    logger = logging.getLogger("test-redaction")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        raise ValueError("connect failed with password hunter2-secret")
+    except ValueError:
+        logger.exception("boom %s", "s4lt-value", extra={"detail": ["hunter2-secret"]})
+    out = stream.getvalue()
+    assert "hunter2-secret" not in out and "s4lt-value" not in out
+    assert out.count("[REDACTED]") >= 3 and "Traceback" in out
+
+
+def test_state_uses_a_constant_number_of_queries(
+    hook_env: dict[str, str], mariadb: MariaDB, mariadb_database: str
+) -> None:
+    assert run_hook(hook_env, "install").returncode == 0
+    settings = hook_config.load(hook_env, frozenset({"db"}))
+    conn = database.connect(settings.db)
+    try:
+        conn.state()
+        small = conn.queries
+        with mariadb.root(mariadb_database) as root, root.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO matomo_log_visit (idsite, idvisitor, visit_last_action_time, "
+                "config_id, location_ip) VALUES (1, 'abcdefgh', NOW(), 'abcdefgh', 'ip')",
+                [()] * 2000,
+            )
+            for month in ("2024_01", "2024_02", "2024_03"):
+                cur.execute(f"CREATE TABLE matomo_archive_numeric_{month} (id INT)")
+        before = conn.queries
+        st = conn.state()
+        assert conn.queries - before == small == 4
+        assert st.state == "installed" and st.archive_tables == 3
+    finally:
+        conn.close()
+
+
+def test_lock_name_and_like_escape() -> None:
+    assert database.lock_name("db", "matomo_") == "matomo-hook:db:matomo_"
+    long = database.lock_name("d" * 64, "p" * 40)
+    assert len(long) <= 64 and long.startswith("matomo-hook:")
+    assert database.lock_name("d" * 64, "p" * 40) != database.lock_name("d" * 64, "q" * 40)
+    assert database.like_escape("a_b%") == "a\\_b\\%"
+
+
+@pytest.mark.parametrize(
+    ("code", "db", "expected"),
+    [("5.2.0", "5.1.2", True), ("5.1.2", "5.1.2", False), ("5.1.2", "5.2.0", False),
+     ("5.1.2", "5.1.2-rc1", True), ("5.10.0", "5.9.1", True), ("5.2.0-b5", "5.1.2", True)],
+)  # fmt: skip
+def test_version_compare(code: str, db: str, expected: bool) -> None:
+    st = database.State("installed", db, 1, 1, 31, 1, (), 0)
+    assert upgrade.needs_update(st, code) is expected
+
+
+class FakeApps:
+    """AppsV1Api with a Deployment controller that needs a few polls."""
+
+    def __init__(self, polls_until_ready: int, replicas: int = 2) -> None:
+        self.polls = polls_until_ready
+        self.replicas = replicas
+        self.patches: list[Any] = []
+        self.generation = 1
+
+    def patch_namespaced_deployment(self, name: str, ns: str, body: Any) -> None:
+        self.patches.append((name, ns, body))
+        self.generation += 1
+
+    def read_namespaced_deployment(self, name: str, ns: str) -> Any:
+        self.polls -= 1
+        ready = self.polls <= 0
+        status = SimpleNamespace(
+            observed_generation=self.generation if ready else self.generation - 1,
+            updated_replicas=self.replicas if ready else 1,
+            replicas=self.replicas if ready else self.replicas + 1,
+            available_replicas=self.replicas if ready else 1,
+            conditions=[],
+        )
+        return SimpleNamespace(
+            metadata=SimpleNamespace(name=name, generation=self.generation),
+            spec=SimpleNamespace(replicas=self.replicas),
+            status=status,
+        )
+
+
+def _roll_settings(timeout: str) -> hook_config.Settings:
+    return hook_config.load(
+        {"MATOMO_HOOK_DEPLOYMENT": "matomo", "MATOMO_HOOK_NAMESPACE": "web",
+         "MATOMO_HOOK_ROLLOUT_TIMEOUT": timeout},
+        frozenset({"roll"}),
+    )  # fmt: skip
+
+
+def test_roll_patches_restarted_at_and_waits() -> None:
+    apps = FakeApps(polls_until_ready=3)
+    rollout.roll(_roll_settings("10"), api=apps, poll=0.01)
+    (name, ns, body), = apps.patches
+    assert (name, ns) == ("matomo", "web")
+    stamp = body["spec"]["template"]["metadata"]["annotations"][rollout.RESTARTED_AT]
+    assert stamp.endswith("Z") and "T" in stamp
+    assert apps.polls <= 0
+
+
+def test_roll_deadline_exit_5() -> None:
+    apps = FakeApps(polls_until_ready=10**6)
+    with pytest.raises(RolloutError, match="not complete after"):
+        rollout.roll(_roll_settings("0.2"), api=apps, poll=0.05)
+    assert RolloutError.exit_code == 5

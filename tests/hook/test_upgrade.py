@@ -1,0 +1,122 @@
+"""Upgrade through the console channel served by the real hook-matomo.sh."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from fixtures.mariadb import MariaDB, free_port
+
+from .conftest import REPO, TESTS, base_env, make_matomo_root, run_hook, set_code_version
+
+SCRIPT = REPO / "charts" / "matomo" / "files" / "hook-matomo.sh"
+
+
+@pytest.fixture
+def sidecar(tmp_path: Path) -> Iterator[tuple[Path, str, Path, Path]]:
+    """hook-matomo.sh running the stand-in server and console (same script as in the pod)."""
+    root = make_matomo_root(tmp_path / "html")
+    channel = tmp_path / "run"
+    record = tmp_path / "console.record"
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(TESTS),
+        "MATOMO_CODE_DIR": str(root),
+        "MATOMO_SOURCE_DIR": str(tmp_path / "nonexistent"),
+        "MATOMO_COMMAND_DIR": str(channel),
+        "MATOMO_SERVER_CMD": f"{sys.executable} -m standin.server --listen 127.0.0.1:{port} "
+        f"--root {root}",
+        "MATOMO_CONSOLE_CMD": f"{sys.executable} -m standin.console",
+        "MATOMO_POLL_SECONDS": "0.1",
+        "STANDIN_CONSOLE_RECORD": str(record),
+    }
+    proc = subprocess.Popen(["sh", str(SCRIPT)], env=env, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            httpx.get(url + "index.php")
+            break
+        except httpx.TransportError:
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.1)
+    try:
+        yield root, url, channel, record
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0
+
+
+def console_calls(record: Path) -> list[str]:
+    return record.read_text().splitlines() if record.exists() else []
+
+
+def test_upgrade_runs_core_update_exactly_once(
+    sidecar: tuple[Path, str, Path, Path], mariadb: MariaDB, mariadb_database: str
+) -> None:
+    root, url, channel, record = sidecar
+    env = base_env(mariadb, mariadb_database, root, url, channel)
+    # nothing on an empty database
+    res = run_hook(env, "upgrade")
+    assert res.returncode == 0, res.stderr
+    assert console_calls(record) == []
+    assert not (channel / "core-update.request").exists()
+
+    res = run_hook(env, "install")  # through the script-served installer
+    assert res.returncode == 0, res.stderr
+    assert res.state()["version_core"] == "5.1.2"
+
+    res = run_hook(env, "upgrade")  # code == database: nothing
+    assert res.returncode == 0
+    assert console_calls(record) == []
+
+    set_code_version(root, "5.2.0")
+    res = run_hook(env, "status")
+    assert res.state()["version_core"] == "5.1.2"
+    res = run_hook(env, "upgrade")
+    assert res.returncode == 0, res.stderr
+    assert res.state()["version_core"] == "5.2.0"
+    assert console_calls(record) == ["core:update --yes --no-interaction"]
+    assert (channel / "core-update.exit").read_text().strip() == "0"
+    assert "successfully updated" in (channel / "core-update.log").read_text()
+
+    for _ in range(2):
+        assert run_hook(env, "upgrade").returncode == 0
+    assert len(console_calls(record)) == 1
+
+
+def test_failed_core_update_exit_4(
+    sidecar: tuple[Path, str, Path, Path], mariadb: MariaDB, mariadb_database: str
+) -> None:
+    root, url, channel, record = sidecar
+    env = base_env(mariadb, mariadb_database, root, url, channel)
+    assert run_hook(env, "install").returncode == 0
+    set_code_version(root, "5.3.0")
+    (root / "config" / "config.ini.php").unlink()  # the console cannot find its config
+    res = run_hook(env, "upgrade")
+    assert res.returncode == 4
+    assert "core:update exited 1" in res.events()[-1]["error"]
+    assert "not installed" in res.events()[-1]["error"]
+
+
+def test_no_sidecar_exit_3(tmp_path: Path, mariadb: MariaDB, mariadb_database: str,
+                           hook_env: dict[str, str]) -> None:  # fmt: skip
+    assert run_hook(hook_env, "install").returncode == 0
+    env = {**hook_env, "MATOMO_CODE_VERSION": "9.0.0", "MATOMO_HOOK_UPGRADE_TIMEOUT": "1"}
+    res = run_hook(env, "upgrade")
+    assert res.returncode == 3
+    assert "console channel" in res.events()[-1]["error"]
