@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tcpproxy import TcpProxy, wait_for
+from .tcpproxy import TcpProxy, wait_for
 
 
 @pytest.fixture

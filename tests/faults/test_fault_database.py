@@ -1,0 +1,168 @@
+"""Database faults, injected by the TCP proxy that stands between MariaDB and
+both the hook and the installer (the installer reads the host and port the
+hook seeds into its config, as the Matomo sidecar does through the Cloud SQL
+proxy in a pod)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from fixtures.mariadb import MariaDB
+from standin.server import StandIn
+
+from .faultlib import (
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_UNREACHABLE,
+    assert_preserved,
+    assert_unchanged,
+    errors_of,
+    run,
+    snapshot,
+    state_of,
+)
+from .tcpproxy import TcpProxy
+
+
+def test_refuses_for_seconds_then_accepts(
+    fault_env: dict[str, str], db_proxy: TcpProxy, mariadb: MariaDB, mariadb_database: str,
+) -> None:  # fmt: skip
+    """before: empty database. fault: connections refused (ECONNREFUSED) for 3 s.
+    after: the hook waited, then installed; exit 0."""
+    before = snapshot(mariadb, mariadb_database)
+    db_proxy.refuse(3.0)
+    t0 = time.monotonic()
+    res = run(fault_env, "install")
+    assert res.returncode == EXIT_OK, res.stderr
+    assert time.monotonic() - t0 >= 2.5
+    assert any(e.get("event") == "db_retry" for e in res.events())
+    assert state_of(res)["state"] == "installed"  # type: ignore[index]
+    assert_preserved(before, snapshot(mariadb, mariadb_database))
+
+
+def test_refuses_past_the_deadline(
+    fault_env: dict[str, str], db_proxy: TcpProxy, mariadb: MariaDB, mariadb_database: str,
+    fault_standin: StandIn,
+) -> None:  # fmt: skip
+    """before: empty. fault: refused longer than MATOMO_HOOK_DB_TIMEOUT=2.
+    after: exit 3 naming the database and the deadline; nothing written."""
+    before = snapshot(mariadb, mariadb_database)
+    db_proxy.refuse(None)
+    res = run({**fault_env, "MATOMO_HOOK_DB_TIMEOUT": "2"}, "install")
+    db_proxy.accept()
+    assert res.returncode == EXIT_UNREACHABLE, res.stderr
+    message = " ".join(errors_of(res))
+    assert "database" in message and "MATOMO_HOOK_DB_TIMEOUT" in message, message
+    assert fault_standin.requests == []
+    assert_unchanged(before, snapshot(mariadb, mariadb_database))
+
+
+def test_resets_during_handshake_then_accepts(
+    fault_env: dict[str, str], db_proxy: TcpProxy, mariadb: MariaDB, mariadb_database: str,
+) -> None:  # fmt: skip
+    """before: empty. fault: the port accepts and resets every connection for 2 s
+    (a proxy whose backend is not up yet). after: installed, exit 0."""
+    db_proxy.reject(2.0)
+    res = run(fault_env, "install")
+    assert res.returncode == EXIT_OK, res.stderr
+    assert state_of(res)["state"] == "installed"  # type: ignore[index]
+
+
+# Where the installer's database connection is cut, per install step: the first
+# statement of that step that reaches the server is dropped (deliver=False: the
+# server never runs it) or run with its answer lost (deliver=True).
+INSTALLER_CUTS = [
+    ("tablesCreation", b"CREATE TABLE `matomo_log_visit`", False),
+    ("tablesCreation", b"`matomo_option`", True),
+    ("setupSuperUser", b"INSERT INTO `matomo_user` (login, password, email, superuser_access, "
+                       b"date_registered, ts_password_modified)", False),
+    ("setupSuperUser", b"INSERT INTO `matomo_user` (login, password, email, superuser_access, "
+                       b"date_registered, ts_password_modified)", True),
+    ("firstWebsiteSetup", b"INSERT INTO `matomo_site`", False),
+    ("firstWebsiteSetup", b"INSERT INTO `matomo_site`", True),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("step", "pattern", "deliver"), INSTALLER_CUTS,
+    ids=[f"{s}-{'answer-lost' if d else 'statement-lost'}" for s, _, d in INSTALLER_CUTS],
+)  # fmt: skip
+def test_installer_connection_cut_in_step(
+    step: str, pattern: bytes, deliver: bool, fault_env: dict[str, str], db_proxy: TcpProxy,
+    mariadb: MariaDB, mariadb_database: str,
+) -> None:  # fmt: skip
+    """before: empty. fault: the installer's database connection is cut in the
+    middle of ``step``. after: the first run ends with a documented code; a second
+    run finishes the install, or (an interrupted table creation, which Matomo's
+    installer cannot resume) refuses again with the same instructions and drops
+    nothing."""
+    before = snapshot(mariadb, mariadb_database)
+    fired = db_proxy.cut_on(pattern, deliver=deliver)
+    first = run(fault_env, "install")
+    assert fired.is_set(), "the cut never happened: the pattern did not pass the proxy"
+    assert first.returncode in (EXIT_OK, EXIT_UNREACHABLE, EXIT_REFUSED), first.stderr
+    mid = snapshot(mariadb, mariadb_database)
+    assert_preserved(before, mid)
+    second = run(fault_env, "install")
+    after = snapshot(mariadb, mariadb_database)
+    assert_preserved(mid, after)
+    if step == "tablesCreation" and first.returncode == EXIT_REFUSED:
+        assert second.returncode == EXIT_REFUSED, second.stderr
+        message = " ".join(errors_of(second))
+        assert "drop" in message and "person" in message, message
+        assert_unchanged(mid, after)
+        return
+    assert second.returncode == EXIT_OK, second.stderr
+    assert state_of(second) is not None
+    assert state_of(second)["state"] == "installed"  # type: ignore[index]
+    assert state_of(second)["superusers"] == 1  # type: ignore[index]
+    assert state_of(second)["sites"] == 1  # type: ignore[index]
+
+
+HOOK_LOST_CONNECTION = pytest.mark.xfail(
+    reason="hook bug: a database connection lost mid-query escapes as pymysql OperationalError "
+    "-> 'unexpected_error', exit 1 (undocumented); Connection._q should raise UnreachableError "
+    "(exit 3)",
+    strict=False,
+)
+
+
+@HOOK_LOST_CONNECTION
+@pytest.mark.parametrize("pattern", [b"GET_LOCK", b"SELECT COUNT(*) FROM `matomo_site`"])
+def test_hook_connection_cut(
+    pattern: bytes, fault_env: dict[str, str], db_proxy: TcpProxy, mariadb: MariaDB,
+    mariadb_database: str,
+) -> None:  # fmt: skip
+    """before: empty. fault: the hook's own connection (which holds the advisory
+    lock) is cut while taking the lock / reading the state. after: exit 3
+    (unreachable), nothing half-done that a second run cannot finish."""
+    before = snapshot(mariadb, mariadb_database)
+    fired = db_proxy.cut_on(pattern, deliver=True)
+    first = run(fault_env, "install")
+    assert fired.is_set()
+    assert first.returncode in (EXIT_OK, EXIT_UNREACHABLE), first.stderr
+    second = run(fault_env, "install")
+    assert second.returncode == EXIT_OK, second.stderr
+    assert state_of(second)["state"] == "installed"  # type: ignore[index]
+    assert_preserved(before, snapshot(mariadb, mariadb_database))
+
+
+@HOOK_LOST_CONNECTION
+def test_cut_after_bytes_mid_packet(
+    fault_env: dict[str, str], db_proxy: TcpProxy, mariadb: MariaDB, mariadb_database: str,
+    fault_root: Path,
+) -> None:  # fmt: skip
+    """before: installed. fault: the first connection is cut after 300 bytes from
+    the server (in the middle of the handshake/first answer). after: `status`
+    exits 3 or retries to 0; the installed database is byte-for-byte the same."""
+    assert run(fault_env, "install").returncode == EXIT_OK
+    before = snapshot(mariadb, mariadb_database)
+    db_proxy.cut_after_bytes(300, direction="s2c")
+    res = run(fault_env, "status")
+    assert res.returncode in (EXIT_OK, EXIT_UNREACHABLE), res.stderr
+    res = run(fault_env, "install")
+    assert res.returncode == EXIT_OK, res.stderr
+    assert_unchanged(before, snapshot(mariadb, mariadb_database))
