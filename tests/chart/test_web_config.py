@@ -1,0 +1,185 @@
+"""The web server config the chart renders (ConfigMap F-web) really serves
+the readiness file and never serves the config (it holds the database
+password and the salt) or Matomo's private tmp files.
+
+Runs the rendered apache vhost with the machine's apache2 and the rendered
+nginx server with nginx, unprivileged, on a free loopback port, against a
+fake Matomo tree; skipped when the binary is not installed (the Matomo
+images are not available here).
+"""
+
+from __future__ import annotations
+
+import shutil
+import os
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from chartlib import CHART, KUBE_VERSION, run_helm
+
+APACHE_MODULES = ["mpm_event", "authz_core", "authz_host", "mime", "dir", "alias"]
+APACHE_MODULE_DIR = Path("/usr/lib/apache2/modules")
+
+
+def _web_config(helm: str, variant: str) -> dict:
+    result = run_helm(helm, "template", "m", str(CHART), "--kube-version", KUBE_VERSION,
+                      "-s", "templates/matomo/configmap-web.yaml", "--set", f"image.variant={variant}")
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)["data"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _fake_matomo(root: Path) -> None:
+    files = {
+        "matomo.js": "/* tracker */",
+        "index.php": "<?php\n",
+        "config/config.ini.php": "; <?php exit; ?>\n[database]\npassword = \"SECRET\"\n",
+        "config/common.config.ini.php": "; <?php exit; ?>\n",
+        "config/global.ini.php": "; <?php exit; ?>\n",
+        "tmp/cache/tracker/x.php": "SECRET",
+        "tmp/sessions/s": "SECRET",
+        "tmp/templates_c/t.php": "SECRET",
+        "tmp/logs/matomo.log": "SECRET",
+        "plugins/Morpheus/images/logo.png": "png",
+    }
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+@pytest.fixture()
+def docroot():
+    """A world-readable fake Matomo tree (servers started as root serve it
+    from unprivileged workers, which cannot enter pytest's 0700 tmp dirs)."""
+    base = Path(tempfile.mkdtemp(prefix="matomo-web-"))
+    os.chmod(base, 0o755)
+    root = base / "html"
+    _fake_matomo(root)
+    for dirpath, _dirs, files in os.walk(base):
+        os.chmod(dirpath, 0o755)
+        for f in files:
+            os.chmod(os.path.join(dirpath, f), 0o644)
+    yield root
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def _get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/{path}", timeout=5) as r:
+            return r.status, r.read().decode(errors="replace")
+    except urllib.error.HTTPError as e:
+        return e.code, ""
+
+
+def _wait(port: int, proc: subprocess.Popen) -> None:
+    for _ in range(100):
+        if proc.poll() is not None:
+            break
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    out = proc.stdout.read() if proc.stdout else ""
+    raise AssertionError(f"the web server did not start: {out}")
+
+
+SECRETS = ["config/config.ini.php", "config/common.config.ini.php", "config/global.ini.php",
+           "tmp/cache/tracker/x.php", "tmp/sessions/s", "tmp/templates_c/t.php", "tmp/logs/matomo.log"]
+
+
+def _check(port: int) -> None:
+    status, body = _get(port, "matomo.js")
+    assert status == 200 and "tracker" in body, "the readiness file /matomo.js is not served"
+    status, _ = _get(port, "plugins/Morpheus/images/logo.png")
+    assert status == 200, "static plugin assets must be served"
+    for path in SECRETS:
+        status, body = _get(port, path)
+        assert status in (403, 404), f"/{path} answered {status}"
+        assert "SECRET" not in body
+
+
+def test_apache_vhost_serves_matomo_js_and_hides_the_config(helm: str, tmp_path: Path, docroot: Path) -> None:
+    apache = shutil.which("apache2") or "/usr/sbin/apache2"
+    if not Path(apache).exists() or not APACHE_MODULE_DIR.is_dir():
+        pytest.skip("apache2 is not installed (apt-get install apache2 to run this test)")
+    data = _web_config(helm, "apache")
+    assert data["ports.conf"].strip().endswith("Listen 8080")
+    port = _free_port()
+    vhost = data["000-default.conf"].replace("/var/www/html", str(docroot)).replace("*:8080", f"*:{port}")
+    vhost = vhost.replace("/proc/self/fd/2", str(tmp_path / "error.log")).replace("/proc/self/fd/1", str(tmp_path / "access.log"))
+    # Modules built into the binary (log_config, unixd on Debian) cannot be loaded again.
+    modules = "\n".join(f"LoadModule {m}_module {APACHE_MODULE_DIR}/mod_{m}.so"
+                        for m in APACHE_MODULES if (APACHE_MODULE_DIR / f"mod_{m}.so").exists())
+    conf = tmp_path / "httpd.conf"
+    conf.write_text(f"""{modules}
+ServerRoot {tmp_path}
+PidFile {tmp_path}/httpd.pid
+Mutex file:{tmp_path}
+ErrorLog {tmp_path}/error.log
+LogFormat "%h %l %u %t \\"%r\\" %>s %O" combined
+TypesConfig /etc/mime.types
+Listen 127.0.0.1:{port}
+<Directory />
+  AllowOverride None
+  Require all denied
+</Directory>
+{vhost}
+""")
+    proc = subprocess.Popen([apache, "-f", str(conf), "-DFOREGROUND"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait(port, proc)
+        _check(port)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_nginx_serves_matomo_js_and_hides_the_config(helm: str, tmp_path: Path, docroot: Path) -> None:
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx).exists():
+        pytest.skip("nginx is not installed (apt-get install nginx-light to run this test)")
+    data = _web_config(helm, "fpm")
+    port = _free_port()
+    server = data["default.conf"].replace("/var/www/html", str(docroot)).replace("listen 8080;", f"listen 127.0.0.1:{port};")
+    server = server.replace("include fastcgi_params;", "")
+    (tmp_path / "server.conf").write_text(server)
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(f"""daemon off;
+pid {tmp_path}/nginx.pid;
+error_log {tmp_path}/error.log;
+events {{}}
+http {{
+  access_log off;
+  client_body_temp_path {tmp_path}/body;
+  fastcgi_temp_path {tmp_path}/fastcgi;
+  proxy_temp_path {tmp_path}/proxy;
+  uwsgi_temp_path {tmp_path}/uwsgi;
+  scgi_temp_path {tmp_path}/scgi;
+  types {{ application/javascript js; image/png png; }}
+  include {tmp_path}/server.conf;
+}}
+""")
+    proc = subprocess.Popen([nginx, "-c", str(conf), "-p", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait(port, proc)
+        _check(port)
+        status, _ = _get(port, "plugins/Morpheus/x.php")
+        assert status == 403, "PHP files other than Matomo's entry points must not run"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
