@@ -218,19 +218,25 @@ class StandInHandler(BaseHTTPRequestHandler):
                 status, headers, body = self._dispatch(method, action, query, form)
             except _Answer as ans:
                 status, headers, body = ans.status, ans.headers, ans.body
+            except Abort:
+                raise
+            except Exception as exc:  # noqa: BLE001 -- Matomo answers uncaught errors with 500
+                status, headers = 500, {}
+                body = page("Error", danger("Error", f"{type(exc).__name__}: {exc}"))
             entry["status"] = status
             if action in self.owner.faults.hang_after:
                 self.owner.release.wait(600)
+            # recorded before answering, so a client that got its answer sees it logged
+            self.owner.record(entry, time.monotonic() - start)
             self._send(status, body, headers)
         except Abort:
             entry["status"] = "closed"
+            self.owner.record(entry, time.monotonic() - start)
             self.close_connection = True
             try:
                 self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        finally:
-            self.owner.record(entry, time.monotonic() - start)
 
     def _fault_before(self, action: str) -> None:
         f = self.owner.faults
