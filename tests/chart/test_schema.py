@@ -90,3 +90,26 @@ def test_every_values_file_renders(helm: str, values_file: Path) -> None:
     docs = [d for d in yaml.safe_load_all(result.stdout) if d]
     kinds = {d["kind"] for d in docs}
     assert {"Deployment", "Service", "Job", "Secret", "Role", "RoleBinding"} <= kinds
+
+
+VALID_EDGE_CASES = {
+    "hourly-macro-schedule": {"archiver": {"schedule": "@hourly"}},
+    "domain-scoped-project": {"database": {"mode": "cloudsql", "password": "pw", "cloudsql": {
+        "instanceConnectionName": "example.com:my-project:europe-west1:matomo"}}},
+    "wildcard-ingress-host": {"ingress": {"enabled": True, "hosts": ["*.stats.example.org", "stats.example.org"]}},
+    "free-form-config": {"matomo": {"config": {"General": {"force_ssl": 1, "login_allowlist_ip": ["10.0.0.0/8"]},
+                                                "mail": {"transport": "smtp", "encryption": "tls"}}}},
+    "pdb-percentage": {"podDisruptionBudget": {"maxUnavailable": "50%"}},
+    "external-with-secret": {"database": {"mode": "external", "existingSecret": "db",
+                                          "external": {"host": "10.1.2.3", "port": 3307}}},
+    "iam-without-password": {"database": {"mode": "cloudsql", "cloudsql": {
+        "instanceConnectionName": "p:r:i", "autoIAMAuthn": True}}},
+}
+
+
+@pytest.mark.parametrize("name", sorted(VALID_EDGE_CASES))
+def test_valid_edge_cases_are_accepted(helm: str, tmp_path: Path, name: str) -> None:
+    values_file = tmp_path / f"{name}.yaml"
+    values_file.write_text(yaml.safe_dump(VALID_EDGE_CASES[name]))
+    result = run_helm(helm, "lint", "--strict", str(CHART), "-f", str(values_file))
+    assert result.returncode == 0, result.stdout + result.stderr
