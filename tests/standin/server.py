@@ -11,8 +11,11 @@ Followed (matomo-org/matomo, 5.x):
   setupSuperUser), setupSuperUser (superuser exists -> redirect), firstWebsiteSetup
   (site exists -> redirect to finished), finished (markInstallationAsCompleted,
   redirect to index.php);
-- plugins/Installation/FormDatabaseSetup.php, FormSuperUser.php,
-  FormFirstWebsiteSetup.php, FormDefaultSettings.php: field names and rules;
+- plugins/Installation/FormDatabaseSetup.php, FormSuperUser.php (login/checkLogin,
+  password length 6..200, password_bis 'eq', email/checkEmail; messages from
+  General_Required etc. in lang/en.json), FormFirstWebsiteSetup.php (siteName,
+  url, timezone required + Rule_isValidTimezone, ecommerce 0/1),
+  FormDefaultSettings.php: field names and rules;
 - plugins/Installation/templates/_formErrors.twig, setupSuperUser.twig,
   firstWebsiteSetup.twig: alert-warning + <li> for form errors, alert-danger
   "Could not add the superuser" / "Could not add the website";
@@ -544,22 +547,22 @@ class Installation:
             pw2, email = form.get("password_bis", ""), form.get("email", "")
             errors = []
             if not login:
-                errors.append("Super user login: The field is required.")
+                errors.append("Super user login required")
             if not pw:
-                errors.append("Password: The field is required.")
+                errors.append("Password required")
             if not pw2:
-                errors.append("Password (repeat): The field is required.")
+                errors.append("Password (repeat) required")
             if not email:
-                errors.append("Email: The field is required.")
+                errors.append("Email required")
             if login and (not 2 <= len(login) <= 100 or not LOGIN_RE.match(login)):
                 errors.append(
                     "The login must be between 2 and 100 characters long and contain only "
                     "letters, numbers, or the characters '_' or '-' or '.' or '@' or '+'"
                 )
-            if pw and len(pw) < 6:
-                errors.append("The password must be at least 6 characters long.")
-            if pw and pw2 and pw != pw2:
-                errors.append("The passwords you entered don't match.")
+            if pw and not 6 <= len(pw) <= 200:  # UsersManager::PASSWORD_MIN/MAX_LENGTH
+                errors.append("The password must be between 6 and 200 characters long.")
+            if pw2 and pw != pw2:  # 'eq' rule on password_bis
+                errors.append("password does not match")
             if email and not EMAIL_RE.match(email):
                 errors.append("The email doesn't have a valid format.")
             if errors:
@@ -602,13 +605,13 @@ class Installation:
             tz, ecommerce = form.get("timezone", ""), form.get("ecommerce", "0")
             errors = []
             if not name:
-                errors.append("Website name: The field is required.")
+                errors.append("Website name required")
             if not url:
-                errors.append("Website URL: The field is required.")
+                errors.append("Website URL required")
             if not tz:
-                errors.append("Website time zone: The field is required.")
+                errors.append("Website time zone required")
             elif tz not in TIMEZONES:
-                errors.append("Please select a timezone from the list.")
+                errors.append("Website time zone is not valid")
             if errors:
                 return page("Setup a Website", form_errors(errors))
             try:
