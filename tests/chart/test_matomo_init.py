@@ -8,7 +8,9 @@ never printing the secret.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -46,7 +48,7 @@ def test_copies_the_code_and_writes_the_local_config(tree) -> None:
     assert (dst / "tmp").is_dir()
     config = (dst / "config" / "config.ini.php").read_text()
     assert config.startswith("; <?php exit; ?> DO NOT REMOVE THIS LINE\n")
-    assert '[database]\npassword = "p@ss w0rd$x\\y"\n' in config
+    assert '[database]\npassword = "p@ss w0rd$x\\\\y"\n' in config, "a backslash is written doubled"
     assert f'[General]\nsalt = "{"s" * 64}"\n' in config
     assert oct((dst / "config" / "config.ini.php").stat().st_mode & 0o777) == "0o600"
     assert "p@ss" not in result.stderr + result.stdout
@@ -69,7 +71,8 @@ def test_empty_password_is_allowed_for_iam_authentication(tree) -> None:
 
 
 @pytest.mark.parametrize("variable", ["MATOMO_DATABASE_PASSWORD", "MATOMO_SALT"])
-@pytest.mark.parametrize("bad,word", [('se"cret', "double quote"), ("se\ncret", "newline"), ("se\rcret", "newline")])
+@pytest.mark.parametrize("bad,word", [('se"cret', "double quote"), ("se\ncret", "newline"), ("se\rcret", "newline"),
+                                      ("se${HOME}cret", "${")])
 def test_refuses_values_config_ini_cannot_hold(tree, variable: str, bad: str, word: str) -> None:
     src, dst = tree
     env = {"MATOMO_DATABASE_PASSWORD": "good", "MATOMO_SALT": "good", variable: bad}
@@ -102,3 +105,23 @@ def test_fails_without_matomo_code(tmp_path: Path) -> None:
     result = run(tmp_path / "nothing", tmp_path, MATOMO_DATABASE_PASSWORD="x", MATOMO_SALT="y")
     assert result.returncode == 1
     assert "no Matomo code" in result.stderr
+
+
+PHP_CASES = ["plain", "p@ss w0rd", "a$HOME", "trailing\\", "a\\nb", "two\\\\slashes", "semi;colon", "it's", "a=b&c|d~e!f^g(h){i}%j"]
+
+
+@pytest.mark.parametrize("value", PHP_CASES)
+def test_php_reads_back_exactly_what_was_given(tree, value: str) -> None:
+    """PHP's INI parser (what Matomo's IniReader uses) reads the written
+    password and salt back unchanged."""
+    php = shutil.which("php")
+    if php is None:
+        pytest.skip("php is not installed (apt-get install php-cli to run this test)")
+    src, dst = tree
+    result = run(src, dst, MATOMO_DATABASE_PASSWORD=value, MATOMO_SALT="salt-" + value)
+    assert result.returncode == 0, result.stderr
+    code = ('$a = parse_ini_string(file_get_contents($argv[1]), true);'
+            'echo json_encode([$a["database"]["password"], $a["General"]["salt"]]);')
+    out = subprocess.run([php, "-r", code, str(dst / "config" / "config.ini.php")],
+                         capture_output=True, text=True, timeout=30, check=True).stdout
+    assert json.loads(out) == [value, "salt-" + value]

@@ -11,8 +11,8 @@
 #    F-config); the local file wins key by key and Matomo may append
 #    [PluginsInstalled] to it, which is why it is writable and per pod.
 #
-# A value holding a double quote or a newline cannot be written into
-# config.ini.php: the script refuses it (exit 1) and names the variable.
+# A value holding a double quote, a newline or "${" cannot be written into
+# config.ini.php as is: the script refuses it (exit 1) and names the variable.
 # Secrets are never printed.
 set -eu
 
@@ -46,6 +46,11 @@ check_value() {
         *"$nl"*|*"$cr"*)
             log "$name contains a newline, which config.ini.php cannot hold; choose a value without it"
             exit 1 ;;
+        *'${'*)
+            # PHP's INI parser would replace ${...} inside the quotes with an
+            # environment variable, so Matomo would read another value.
+            log "$name contains \"\${\", which PHP's INI parser expands; choose a value without it"
+            exit 1 ;;
     esac
 }
 
@@ -67,7 +72,13 @@ log "copying the Matomo code from $src to $dst"
 cp -R "$src/." "$dst/"
 mkdir -p "$dst/tmp" "$dst/config"
 
+# ini_escape VALUE: a backslash is written doubled, as Matomo's IniWriter does
+# (PHP's INI parser reads "\\" inside double quotes as one backslash).
+ini_escape() { printf '%s' "$1" | sed 's/\\/\\\\/g'; }
+
 if [ "$write_config" = "1" ]; then
+    password_ini="$(ini_escape "$MATOMO_DATABASE_PASSWORD")"
+    salt_ini="$(ini_escape "$MATOMO_SALT")"
     config="$dst/config/config.ini.php"
     tmp="$dst/config/.config.ini.php.$$"
     umask 077
@@ -75,9 +86,9 @@ if [ "$write_config" = "1" ]; then
         printf '; <?php exit; ?> DO NOT REMOVE THIS LINE\n'
         printf '; Written at pod start by matomo-init.sh; managed settings are in common.config.ini.php.\n'
         printf '[database]\n'
-        printf 'password = "%s"\n' "$MATOMO_DATABASE_PASSWORD"
+        printf 'password = "%s"\n' "$password_ini"
         printf '\n[General]\n'
-        printf 'salt = "%s"\n' "$MATOMO_SALT"
+        printf 'salt = "%s"\n' "$salt_ini"
     } > "$tmp"
     mv -f "$tmp" "$config"
     log "wrote $config (password and salt from the environment)"

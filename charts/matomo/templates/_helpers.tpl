@@ -153,10 +153,11 @@ helm.sh/chart: {{ include "matomo.chart" .root }}
 {{- else if or (kindIs "float64" $v) (kindIs "int64" $v) (kindIs "int" $v) }}{{ $v }}
 {{- else }}
 {{- $s := toString $v }}
-{{- if or (contains "\"" $s) (contains "\n" $s) }}
-{{- fail (printf "INI value %s contains a double quote or a newline, which config.ini.php cannot hold" $s) }}
+{{- if or (contains "\"" $s) (contains "\n" $s) (contains "\r" $s) (contains "${" $s) }}
+{{- fail (printf "INI value %s contains a double quote, a newline or \"${\", which config.ini.php cannot hold" $s) }}
 {{- end }}
-{{- printf "\"%s\"" $s }}
+{{- /* A backslash is written doubled, as Matomo's IniWriter does. */}}
+{{- printf "\"%s\"" (replace "\\" "\\\\" $s) }}
 {{- end }}
 {{- end }}
 
