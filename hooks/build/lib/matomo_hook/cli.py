@@ -9,7 +9,9 @@ import sys
 import time
 from collections.abc import Sequence
 
-from . import __version__, logs
+import pymysql.err
+
+from . import __version__, database, logs
 from .config import ENV_VARS, Settings, load
 from .errors import (
     EXIT_CONFIG,
@@ -18,6 +20,7 @@ from .errors import (
     EXIT_ROLLOUT,
     EXIT_UNREACHABLE,
     HookError,
+    UnreachableError,
 )
 
 EXIT_DOC = f"""exit codes:
@@ -80,26 +83,39 @@ def _print_state(data: dict[str, object]) -> None:
 
 
 def _db_sequence(settings: Settings, command: str) -> None:
-    from . import database, installer, upgrade  # noqa: PLC0415
+    from . import upgrade  # noqa: PLC0415
 
     code = upgrade.code_version(settings) if command in ("upgrade", "run") else None
     conn = database.connect(settings.db)
     try:
-        if command == "status":
-            st = conn.state()
-            logs.event("status", state=st.state, step="status")
-            _print_state(st.public())
-            return
-        with conn.lock(settings.db.lock_timeout):
-            st = conn.state()
-            logs.event("status", state=st.state, step="status", **st.public())
-            if command in ("install", "run"):
-                st = installer.install(settings, conn, st)
-            if command in ("upgrade", "run") and code is not None:
-                st = upgrade.upgrade(settings, conn, st, code)
-        _print_state(st.public())
+        _locked_sequence(settings, command, conn, code)
+    except (pymysql.err.OperationalError, pymysql.err.InterfaceError) as exc:
+        raise UnreachableError(
+            f"lost the database connection to {settings.db.host}:{settings.db.port} "
+            f"during {command}: {exc}; rerun the hook (every step is safe to repeat)"
+        ) from None
     finally:
         conn.close()
+
+
+def _locked_sequence(
+    settings: Settings, command: str, conn: database.Connection, code: str | None
+) -> None:
+    from . import installer, upgrade  # noqa: PLC0415
+
+    if command == "status":
+        st = conn.state()
+        logs.event("status", state=st.state, step="status")
+        _print_state(st.public())
+        return
+    with conn.lock(settings.db.lock_timeout):
+        st = conn.state()
+        logs.event("status", step="status", **st.public())
+        if command in ("install", "run"):
+            st = installer.install(settings, conn, st)
+        if command in ("upgrade", "run") and code is not None:
+            st = upgrade.upgrade(settings, conn, st, code)
+    _print_state(st.public())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -110,6 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load(need=NEEDS[command])
         logs.REDACTOR.add(*settings.secrets())
+        logs.CONTEXT["step"] = command
         logs.event("start", step=command, version=__version__)
         if command != "roll":
             _db_sequence(settings, command)
@@ -122,12 +139,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "error",
             logging.ERROR,
             step=command,
-            message=str(exc),
+            error=str(exc),
             exit_code=exc.exit_code,
             duration_s=round(time.monotonic() - start, 3),
         )
         return exc.exit_code
-    except Exception:  # noqa: BLE001 -- last resort: redacted traceback, exit 1
+    except Exception:
         log.exception("unexpected_error", extra={"step": command})
         return 1
     logs.event("done", step=command, duration_s=round(time.monotonic() - start, 3))

@@ -207,7 +207,9 @@ def _database(e: _Env) -> Database:
         raise ConfigError(f"MATOMO_DATABASE_HOST={host!r} is not a host name or address")
     port_raw = e.get("MATOMO_DATABASE_PORT", "3306") or "3306"
     if not port_raw.isdigit() or not 0 < int(port_raw) < 65536:
-        raise ConfigError(f"MATOMO_DATABASE_PORT={port_raw!r} is not a port: use 1-65535, e.g. 3306")
+        raise ConfigError(
+            f"MATOMO_DATABASE_PORT={port_raw!r} is not a port: use 1-65535, e.g. 3306"
+        )
     username = e.required("MATOMO_DATABASE_USERNAME", "the database user name")
     password = e.secret("MATOMO_DATABASE_PASSWORD", required=True)
     assert password is not None
@@ -234,7 +236,6 @@ def _database(e: _Env) -> Database:
         timeout=e.number("MATOMO_HOOK_DB_TIMEOUT", "300"),
         lock_timeout=e.number("MATOMO_HOOK_LOCK_TIMEOUT", "600"),
     )
-
 
 
 def load(env: Mapping[str, str] | None = None, need: frozenset[str] = frozenset()) -> Settings:
@@ -317,9 +318,7 @@ def load(env: Mapping[str, str] | None = None, need: frozenset[str] = frozenset(
         salt=salt,
         installer_url=installer_url,
         installer_timeout=e.number("MATOMO_HOOK_INSTALLER_TIMEOUT", "300"),
-        config_file=Path(
-            e.get("MATOMO_CONFIG_FILE", "/var/www/html/config/config.ini.php") or ""
-        ),
+        config_file=Path(e.get("MATOMO_CONFIG_FILE", "/var/www/html/config/config.ini.php") or ""),
         command_dir=Path(e.get("MATOMO_COMMAND_DIR", "/run/matomo-hook") or ""),
         code_version=code_version,
         version_file=Path(e.get("MATOMO_VERSION_FILE", "/var/www/html/core/Version.php") or ""),

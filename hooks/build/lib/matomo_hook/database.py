@@ -8,10 +8,11 @@ Log and archive tables are never counted.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -90,7 +91,7 @@ class Connection:
             (self.settings.dbname, like_escape(prefix) + "%"),
         )
         names = {str(r[0]) for r in rows}
-        short = {n[len(prefix):] for n in names}
+        short = {n[len(prefix) :] for n in names}
         version: str | None = None
         superusers = users = sites = 0
         if "option" in short:
@@ -103,7 +104,8 @@ class Connection:
                 version = raw.decode() if isinstance(raw, bytes) else str(raw)
         if "user" in short:
             got = self._q(
-                "SELECT COALESCE(SUM(superuser_access = 1), 0), COUNT(*) "  # noqa: S608
+                "SELECT COALESCE(SUM(superuser_access = 1), 0), "  # noqa: S608
+                "COALESCE(SUM(login <> 'anonymous'), 0) "
                 f"FROM {self.table('user')}"
             )
             superusers, users = int(got[0][0]), int(got[0][1])
@@ -148,16 +150,13 @@ class Connection:
         try:
             yield
         finally:
-            try:
+            # on failure the lock goes with the connection anyway
+            with contextlib.suppress(pymysql.err.Error):
                 self._q("SELECT RELEASE_LOCK(%s)", (name,))
-            except pymysql.err.Error:
-                pass  # the lock goes with the connection anyway
 
     def close(self) -> None:
-        try:
+        with suppress(pymysql.err.Error):
             self.conn.close()
-        except pymysql.err.Error:
-            pass
 
 
 def _connect_once(db: Database, connect_timeout: float) -> Any:

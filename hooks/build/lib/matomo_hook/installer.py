@@ -12,13 +12,13 @@ tablesCreation with deleteTables (drops every prefixed table).
 
 from __future__ import annotations
 
+import contextlib
 import html
 import os
 import re
 import tempfile
 import time
 from collections.abc import Callable
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -92,10 +92,8 @@ def write_seed(settings: Settings) -> None:
         os.chmod(tmp, 0o660)
         os.replace(tmp, target)
     except OSError as exc:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise ConfigError(
             f"MATOMO_CONFIG_FILE={str(target)!r} cannot be written ({exc.strerror}): "
             "mount the sidecar's config directory writable for the hook"
@@ -180,7 +178,9 @@ class Installer:
                     f"(MATOMO_HOOK_INSTALLER_TIMEOUT={self.settings.installer_timeout:g}); "
                     f"last error: {problem}"
                 )
-            logs.event("installer_retry", step=step, attempt=attempt, error=problem, retry_in_s=delay)
+            logs.event(
+                "installer_retry", step=step, attempt=attempt, error=problem, retry_in_s=delay
+            )
             time.sleep(min(delay, max(0.05, left)))
             delay = min(delay * 2, 5.0)
 
@@ -206,7 +206,8 @@ class Installer:
             ):
                 raise RefusedError(
                     f"installer {step} answered HTTP {resp.status_code} "
-                    f"(location {location!r}) instead of redirecting to {' or '.join(redirect_to)}: "
+                    f"(location {location!r}) instead of redirecting to "
+                    f"{' or '.join(redirect_to)}: "
                     f"{_text(body)[:300]}"
                 )
 
@@ -268,7 +269,8 @@ def plan(st: State) -> list[str]:
     Decided from plugins/Installation/Controller.php:
     - tablesCreation creates tables only when NO prefixed table exists;
     - reuseTables (runs Matomo's updater) is offered only with >= 12 non-archive
-      tables, >= 1 site and >= 1 user;
+      tables, >= 1 site and >= 1 user; the hook also wants every core table there,
+      since the updater does not create core tables;
     - setupSuperUser redirects on when a superuser exists;
     - firstWebsiteSetup redirects to finished when a site exists.
     """
@@ -279,7 +281,8 @@ def plan(st: State) -> list[str]:
     steps = ["seed"]
     if st.version_core is None:
         base = st.tables - st.archive_tables
-        if base >= MIN_TABLES_TO_REUSE and st.sites >= 1 and st.users >= 1:
+        reusable = base >= MIN_TABLES_TO_REUSE and st.sites >= 1 and st.users >= 1
+        if reusable and not st.missing_core_tables:
             steps.append("reuseTables")
         else:
             raise RefusedError(
@@ -348,5 +351,3 @@ def install(
         )
     logs.event("installed", state=final.state, step="install", version_core=final.version_core)
     return final
-
-

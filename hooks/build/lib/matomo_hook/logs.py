@@ -52,6 +52,10 @@ class Redactor:
 
 REDACTOR = Redactor()
 
+# Defaults every line carries: the last known schema state and the current step.
+CONTEXT: dict[str, Any] = {"state": None, "step": None}
+_START = time.monotonic()
+
 
 class RedactingFilter(logging.Filter):
     """Renders message and exception text up front and redacts both."""
@@ -85,6 +89,10 @@ class JsonFormatter(logging.Formatter):
         for key, value in record.__dict__.items():
             if key not in _RESERVED and not key.startswith("_"):
                 data[key] = value
+        for key, value in CONTEXT.items():
+            data.setdefault(key, value)
+        # seconds since the process started unless the event measured its own
+        data.setdefault("duration_s", round(time.monotonic() - _START, 3))
         if record.exc_text:
             data["traceback"] = record.exc_text
         return json.dumps(data, default=str, sort_keys=False)
@@ -110,5 +118,8 @@ def get() -> logging.Logger:
 
 
 def event(name: str, level: int = logging.INFO, **fields: Any) -> None:
-    """Logs one event with extra fields (state, step, duration_s, ...)."""
+    """Logs one event with extra fields (state, step, duration_s, ...).
+    A ``state`` given here becomes the default of the following lines."""
+    if fields.get("state") is not None:
+        CONTEXT["state"] = fields["state"]
     get().log(level, name, extra=fields)

@@ -24,9 +24,9 @@ def _api() -> Any:
 
     try:
         if os.environ.get("KUBERNETES_SERVICE_HOST"):
-            config.load_incluster_config()
+            config.load_incluster_config()  # type: ignore[no-untyped-call]
         else:
-            config.load_kube_config()
+            config.load_kube_config()  # type: ignore[no-untyped-call]
     except Exception as exc:  # noqa: BLE001 -- the client raises many kinds
         raise RolloutError(f"cannot load Kubernetes credentials: {exc}") from None
     return client.AppsV1Api()
@@ -79,8 +79,12 @@ def roll(settings: Settings, api: Any = None, poll: float = 1.0) -> None:
             if getattr(exc, "status", 0) in (401, 403, 404):
                 raise RolloutError(last) from None
         if done:
-            logs.event("rollout_complete", step="roll", deployment=name,
-                       duration_s=round(time.monotonic() - start, 3))
+            logs.event(
+                "rollout_complete",
+                step="roll",
+                deployment=name,
+                duration_s=round(time.monotonic() - start, 3),
+            )
             return
         if time.monotonic() - start > settings.rollout_timeout:
             raise RolloutError(

@@ -10,6 +10,7 @@ runs ``php console core:update --yes --no-interaction``, writes the output to
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -106,10 +107,8 @@ def run_core_update(settings: Settings) -> tuple[int, str]:
         logs.event("core_update_wait_previous", step="core:update")
         _wait_exit(channel, settings.upgrade_timeout)
     for name in (EXIT, LOG):
-        try:
+        with contextlib.suppress(FileNotFoundError):
             (channel / name).unlink()
-        except FileNotFoundError:
-            pass
     _write_atomic(channel / REQUEST, json.dumps({"command": "core:update", "ts": time.time()}))
     logs.event("core_update_requested", step="core:update")
     return _wait_exit(channel, settings.upgrade_timeout)
@@ -132,8 +131,13 @@ def upgrade(settings: Settings, conn: Connection, st: State, code: str) -> State
             logs.event("upgrade_skipped", state=st.state, step="upgrade", reason="up to date")
         return st
     start = time.monotonic()
-    logs.event("upgrade_start", state=st.state, step="core:update", version_core=st.version_core,
-               code_version=code)
+    logs.event(
+        "upgrade_start",
+        state=st.state,
+        step="core:update",
+        version_core=st.version_core,
+        code_version=code,
+    )
     rc, output = run_core_update(settings)
     tail = " | ".join(line.strip() for line in output.strip().splitlines()[-8:] if line.strip())
     if rc != 0:
@@ -144,6 +148,11 @@ def upgrade(settings: Settings, conn: Connection, st: State, code: str) -> State
             f"core:update exited 0 but version_core is {final.version_core} "
             f"(code {code}): {tail or '(no output)'}"
         )
-    logs.event("upgraded", state=final.state, step="core:update", version_core=final.version_core,
-               duration_s=round(time.monotonic() - start, 3))
+    logs.event(
+        "upgraded",
+        state=final.state,
+        step="core:update",
+        version_core=final.version_core,
+        duration_s=round(time.monotonic() - start, 3),
+    )
     return final
