@@ -1,0 +1,221 @@
+#!/usr/bin/env bash
+# Installs the base toolchain into .tools/ (ignored), at pinned versions:
+#   - Debian packages, only when missing: mariadb-server, etcd-server (their
+#     services are never started: the tests run mariadbd / etcd themselves);
+#   - helm, helm-unittest (as the helm plugin `unittest`), ct and helm-docs,
+#     built from their Go modules into .tools/bin;
+#   - ct's chart_schema.yaml and lintconf.yaml into .tools/etc;
+#   - the virtualenv .tools/venv from requirements-dev.txt, plus `-e ./hooks`
+#     when hooks/pyproject.toml exists.
+# Each step leaves a stamp in .tools/stamps keyed by its version (or by the
+# hash of the file it installs from), so a second run is a no-op of seconds.
+# Go's build and module caches stay in Go's default global locations, so a
+# second clone on the same machine reuses them.
+# Called by `./dev tools`; the versions live here only.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "${ROOT}"
+
+HELM_VERSION=v3.17.4
+HELM_UNITTEST_VERSION=v1.0.3
+CT_VERSION=v3.13.0
+HELM_DOCS_VERSION=v1.14.2
+# The public checksum database has no record of chart-testing on this
+# workplace's module proxy, so its download is checked against this pin.
+CT_MODULE_SUM="h1:jww7UnQQQ3arcL4+qLnLep8yf0ls4vYZX9WtK9xPCDA="
+APT_PACKAGES=(mariadb-server etcd-server)
+
+TOOLS="${ROOT}/.tools"
+BIN="${TOOLS}/bin"
+STAMPS="${TOOLS}/stamps"
+mkdir -p "${BIN}" "${STAMPS}" "${TOOLS}/etc" "${TOOLS}/helm-plugins"
+
+log() { printf '[tools] %s\n' "$*"; }
+die() { printf '[tools] ERROR: %s\n' "$*" >&2; exit 1; }
+
+stamp_ok() { [[ -f "${STAMPS}/$1" ]]; }
+# stamp names are "<tool>.<key>"; setting one removes the tool's older stamps
+stamp_set_key() { rm -f "${STAMPS}/$1".*; : >"${STAMPS}/$1.$2"; }
+
+# ---------------------------------------------------------------- Debian
+install_apt() {
+  local missing=() p
+  for p in "${APT_PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "${p}" 2>/dev/null | grep -q 'install ok installed'; then
+      missing+=("${p}")
+    fi
+  done
+  if ((${#missing[@]} == 0)); then
+    return 0
+  fi
+  local sudo=()
+  if [[ "$(id -u)" != 0 ]]; then
+    sudo -n true 2>/dev/null || die "missing Debian packages ${missing[*]}: run ./dev tools as root (or apt-get install them)"
+    sudo=(sudo -n)
+  fi
+  log "apt-get install ${missing[*]}"
+  # Keep the packaged services stopped: the tests start mariadbd and etcd
+  # themselves on 127.0.0.1 with temporary data directories.
+  local policy=/usr/sbin/policy-rc.d made_policy=0
+  if [[ ! -e "${policy}" ]]; then
+    printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "${policy}" >/dev/null
+    "${sudo[@]}" chmod 755 "${policy}"
+    made_policy=1
+  fi
+  local rc=0
+  {
+    "${sudo[@]}" apt-get update -q &&
+      "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  } >"${TOOLS}/apt.log" 2>&1 || rc=$?
+  if ((made_policy)); then "${sudo[@]}" rm -f "${policy}"; fi
+  if ((rc != 0)); then
+    tail -20 "${TOOLS}/apt.log" >&2
+    die "apt-get install ${missing[*]} failed (log: .tools/apt.log)"
+  fi
+  # Belt and braces, where a service manager started them anyway.
+  if command -v service >/dev/null 2>&1; then
+    "${sudo[@]}" service mariadb stop >/dev/null 2>&1 || true
+    "${sudo[@]}" service etcd stop >/dev/null 2>&1 || true
+  fi
+}
+
+# ---------------------------------------------------------------- Go
+find_go() {
+  if command -v go >/dev/null 2>&1; then
+    command -v go
+  elif [[ -x /usr/local/go/bin/go ]]; then
+    echo /usr/local/go/bin/go
+  else
+    die "Go (1.24 or newer) is needed to build helm and friends: none on PATH nor in /usr/local/go/bin"
+  fi
+}
+
+# Directory of MODULE@VERSION in the module cache (downloads it when needed).
+module_dir() {
+  local out
+  out="$("${GO}" mod download -json "$1" 2>&1)" || die "cannot download $1: ${out}"
+  python3 -c 'import json,sys
+d=json.loads(sys.argv[1])
+if "Error" in d: sys.exit("module download failed: " + d["Error"])
+print(d["Dir"]); print(d["Sum"])' "${out}"
+}
+
+build_helm() {
+  local key="${HELM_VERSION}"
+  if stamp_ok "helm.${key}" && [[ -x "${BIN}/helm" ]]; then return 0; fi
+  log "building helm ${HELM_VERSION}"
+  local dir k8s major minor
+  dir="$(module_dir "helm.sh/helm/v3@${HELM_VERSION}" | head -1)"
+  # The release build's ldflags: without them helm believes it talks to
+  # Kubernetes 1.20 and refuses charts with kubeVersion >= 1.29.
+  k8s="$(cd "${dir}" && "${GO}" list -f '{{.Version}}' -m k8s.io/client-go)" # v0.32.x
+  k8s="${k8s#v0.}"
+  major=1
+  minor="${k8s%%.*}"
+  local ld="-s -w -X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}"
+  ld+=" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+  ld+=" -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=${major} -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=${minor}"
+  ld+=" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=${major} -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=${minor}"
+  (cd "${dir}" && CGO_ENABLED=0 "${GO}" build -trimpath -ldflags "${ld}" -o "${BIN}/helm" ./cmd/helm)
+  stamp_set_key helm "${key}"
+}
+
+build_helm_unittest() {
+  local key="${HELM_UNITTEST_VERSION}"
+  local plugin="${TOOLS}/helm-plugins/unittest"
+  if stamp_ok "helm-unittest.${key}" && [[ -x "${plugin}/untt" ]]; then return 0; fi
+  log "building helm-unittest ${HELM_UNITTEST_VERSION}"
+  local dir
+  # `go install` refuses it (its go.mod has a replace directive): build the
+  # downloaded module instead, as its own main module.
+  dir="$(module_dir "github.com/helm-unittest/helm-unittest@${HELM_UNITTEST_VERSION}" | head -1)"
+  mkdir -p "${plugin}"
+  (cd "${dir}" && CGO_ENABLED=0 "${GO}" build -trimpath \
+    -ldflags "-s -w -X github.com/helm-unittest/helm-unittest/internal/build.version=${HELM_UNITTEST_VERSION#v}" \
+    -o "${plugin}/untt" ./cmd/helm-unittest)
+  # `helm unittest` finds it through HELM_PLUGINS=.tools/helm-plugins (set by ./dev).
+  cat >"${plugin}/plugin.yaml" <<EOF
+name: "unittest"
+version: "${HELM_UNITTEST_VERSION#v}"
+usage: "unittest for helm charts"
+description: "Unit test for helm chart in YAML with ease to keep your chart functional and robust."
+ignoreFlags: false
+command: "\$HELM_PLUGIN_DIR/untt"
+EOF
+  ln -sf ../helm-plugins/unittest/untt "${BIN}/helm-unittest"
+  stamp_set_key helm-unittest "${key}"
+}
+
+build_ct() {
+  local key="${CT_VERSION}"
+  if stamp_ok "ct.${key}" && [[ -x "${BIN}/ct" && -f "${TOOLS}/etc/chart_schema.yaml" && -f "${TOOLS}/etc/lintconf.yaml" ]]; then
+    return 0
+  fi
+  log "building ct (chart-testing) ${CT_VERSION}"
+  local out dir sum
+  # `go install ...@version` fails on it here (the proxy lists no versions and
+  # the checksum database has no record), so: download without the checksum
+  # database, check the pinned hash, build the module itself.
+  out="$(GONOSUMDB=github.com/helm/chart-testing module_dir "github.com/helm/chart-testing/v3@${CT_VERSION}")"
+  dir="$(sed -n 1p <<<"${out}")"
+  sum="$(sed -n 2p <<<"${out}")"
+  [[ "${sum}" == "${CT_MODULE_SUM}" ]] || die "chart-testing ${CT_VERSION}: module hash ${sum} is not the pinned ${CT_MODULE_SUM}"
+  (cd "${dir}" && CGO_ENABLED=0 GONOSUMDB=github.com/helm/chart-testing "${GO}" build -trimpath \
+    -ldflags "-s -w -X github.com/helm/chart-testing/v3/ct/cmd.Version=${CT_VERSION}" \
+    -o "${BIN}/ct" ./ct)
+  install -m 644 "${dir}/etc/chart_schema.yaml" "${dir}/etc/lintconf.yaml" "${TOOLS}/etc/"
+  stamp_set_key ct "${key}"
+}
+
+build_helm_docs() {
+  local key="${HELM_DOCS_VERSION}"
+  if stamp_ok "helm-docs.${key}" && [[ -x "${BIN}/helm-docs" ]]; then return 0; fi
+  log "building helm-docs ${HELM_DOCS_VERSION}"
+  GOBIN="${BIN}" CGO_ENABLED=0 "${GO}" install -trimpath \
+    -ldflags "-s -w -X main.version=${HELM_DOCS_VERSION#v}" \
+    "github.com/norwoodj/helm-docs/cmd/helm-docs@${HELM_DOCS_VERSION}"
+  stamp_set_key helm-docs "${key}"
+}
+
+# ---------------------------------------------------------------- Python
+hash_of() { sha256sum "$@" | sha256sum | cut -c1-16; }
+
+install_venv() {
+  local venv="${TOOLS}/venv" py="${PYTHON:-python3}" pyver key
+  pyver="$("${py}" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')"
+  key="py${pyver}-$(hash_of requirements-dev.txt)"
+  if ! stamp_ok "venv.${key}" || [[ ! -x "${venv}/bin/python" ]]; then
+    if [[ ! -x "${venv}/bin/python" ]] || [[ "$("${venv}/bin/python" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null)" != "${pyver}" ]]; then
+      log "creating .tools/venv (Python ${pyver})"
+      rm -rf "${venv}"
+      "${py}" -m venv "${venv}"
+    fi
+    log "pip install -r requirements-dev.txt"
+    "${venv}/bin/python" -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+    stamp_set_key venv "${key}"
+    rm -f "${STAMPS}"/hooks.* # the hook package goes in again on top
+  fi
+  if [[ -f hooks/pyproject.toml ]]; then
+    key="$(hash_of hooks/pyproject.toml)"
+    if ! stamp_ok "hooks.${key}"; then
+      log "pip install -e ./hooks"
+      "${venv}/bin/python" -m pip install -q --disable-pip-version-check -e ./hooks
+      stamp_set_key hooks "${key}"
+    fi
+  fi
+}
+
+main() {
+  local t0=${SECONDS}
+  install_apt
+  GO="$(find_go)"
+  build_helm
+  build_helm_unittest
+  build_ct
+  build_helm_docs
+  install_venv
+  log "base toolchain ready ($((SECONDS - t0)) s)"
+}
+
+main "$@"
