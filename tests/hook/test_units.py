@@ -66,7 +66,7 @@ def test_lock_name_and_like_escape() -> None:
     long = database.lock_name("d" * 64, "p" * 40)
     assert len(long) <= 64 and long.startswith("matomo-hook:")
     assert database.lock_name("d" * 64, "p" * 40) != database.lock_name("d" * 64, "q" * 40)
-    assert database.like_escape("a_b%") == "a\\_b\\%"
+    assert database.like_escape("a_b%!") == "a!_b!%!!"
 
 
 @pytest.mark.parametrize(
@@ -132,3 +132,14 @@ def test_roll_deadline_exit_5() -> None:
     with pytest.raises(RolloutError, match="not complete after"):
         rollout.roll(_roll_settings("0.2"), api=apps, poll=0.05)
     assert RolloutError.exit_code == 5
+
+
+def test_prefix_wildcards_are_escaped(
+    hook_env: dict[str, str], mariadb: MariaDB, mariadb_database: str
+) -> None:
+    with mariadb.root(mariadb_database) as root, root.cursor() as cur:
+        cur.execute("CREATE TABLE matomoXoption (id INT)")  # '_' must not match 'X'
+        cur.execute("CREATE TABLE other_app (id INT)")
+    res = run_hook(hook_env, "status")
+    assert res.returncode == 0
+    assert res.state()["state"] == "empty" and res.state()["tables"] == 0
