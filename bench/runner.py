@@ -32,7 +32,15 @@ def git_head() -> str:
     return out.stdout.strip() or "?"
 
 
-def render(sections: list[Section], repeat: int, started: float, argv: list[str]) -> str:
+def loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
+def render(sections: list[Section], repeat: int, started: float, argv: list[str],
+           load_start: str = "?") -> str:  # fmt: skip
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "# Benchmark results",
@@ -55,7 +63,8 @@ def render(sections: list[Section], repeat: int, started: float, argv: list[str]
         ("MariaDB", mariadb_version()),
         ("helm", version_of(["helm", "version", "--short"])),
     ]
-    for k, v in [*machine(), *versions]:
+    load = f"{load_start} at start, {loadavg()} at end (1/5/15 min; other work shares the machine)"
+    for k, v in [*machine(), ("load average", load), *versions]:
         lines.append(f"| {k} | {v} |")
     lines += ["", "## Targets", "", "| target | measured | limit | met |", "|---|---|---|---|"]
     for s in sections:
@@ -80,6 +89,7 @@ def main() -> int:
     os.environ["BENCH_ROWS"] = args.rows
     wanted = [m for m in MODULES if not args.only or m in args.only.split(",")]
     started = time.monotonic()
+    load_start = loadavg()
     sections: list[Section] = []
     failed = False
     for name in wanted:
@@ -95,7 +105,7 @@ def main() -> int:
         section.print()
         print(f"({name}: {time.monotonic() - t0:.0f} s)\n", flush=True)
         sections.append(section)
-    Path(args.output).write_text(render(sections, args.repeat, started, sys.argv[1:]))
+    Path(args.output).write_text(render(sections, args.repeat, started, sys.argv[1:], load_start))
     print(f"wrote {args.output}")
     return 1 if failed else 0
 

@@ -149,6 +149,9 @@ class Running:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
+        with self._cond:
+            text = "".join(self.lines)
+        assert_no_secret(self.env, text)
 
     def finish(self, timeout: float = 120) -> Result:
         assert self.proc.stdout is not None

@@ -157,3 +157,55 @@ def test_cut_after_bytes_mid_packet(
     res = run(fault_env, "install")
     assert res.returncode == EXIT_OK, res.stderr
     assert_unchanged(before, snapshot(mariadb, mariadb_database))
+
+
+@pytest.mark.parametrize("step", ["tablesCreation", "setupSuperUser", "firstWebsiteSetup", "finished"])
+def test_every_connection_cut_while_step_runs(
+    step: str, fault_env: dict[str, str], db_proxy: TcpProxy, fault_standin: StandIn,
+    mariadb: MariaDB, mariadb_database: str, fault_root: Path,
+) -> None:  # fmt: skip
+    """before: empty. fault: while the installer holds ``step``'s answer (its work
+    done), every database connection through the proxy is cut, including the
+    hook's own, which holds the advisory lock. after: the hook ends with 0 or 3
+    (it notices at its next query), never 1; a second run finishes."""
+    from standin.server import Faults
+
+    from .faultlib import Running
+
+    before = snapshot(mariadb, mariadb_database)
+    fault_standin.faults = Faults(hang_after=[step])
+    hook = Running.start(fault_env, "install")
+    checks = {
+        "tablesCreation": "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
+                          "DATABASE() AND TABLE_NAME = 'matomo_option'",
+        "setupSuperUser": "SELECT COUNT(*) FROM matomo_user WHERE superuser_access = 1",
+        "firstWebsiteSetup": "SELECT COUNT(*) FROM matomo_site",
+    }  # fmt: skip
+    deadline = time.monotonic() + 20
+    seen = False
+    while time.monotonic() < deadline and not seen:
+        if step == "finished":
+            text = (fault_root / "config" / "config.ini.php")
+            seen = text.exists() and "installation_in_progress" not in text.read_text()
+        else:
+            try:
+                with mariadb.root(mariadb_database) as conn, conn.cursor() as cur:
+                    cur.execute(checks[step])
+                    seen = bool(cur.fetchone()[0])
+            except Exception:  # noqa: BLE001 -- table not there yet
+                seen = False
+        if not seen:
+            time.sleep(0.05)
+    assert seen, f"{step} never did its work: {hook.lines}"
+    time.sleep(0.2)  # the stand-in is now holding the answer
+    assert db_proxy.cut_all() >= 1
+    fault_standin.release.set()
+    first = hook.finish(timeout=60)
+    assert first.returncode in (EXIT_OK, EXIT_UNREACHABLE), first.stderr
+    fault_standin.faults = Faults()
+    mid = snapshot(mariadb, mariadb_database)
+    assert_preserved(before, mid)
+    second = run(fault_env, "install")
+    assert second.returncode == EXIT_OK, second.stderr
+    assert state_of(second)["state"] == "installed"  # type: ignore[index]
+    assert_preserved(mid, snapshot(mariadb, mariadb_database))
