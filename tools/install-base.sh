@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the base toolchain into .tools/ (ignored), at pinned versions:
 #   - Debian packages, only when missing: mariadb-server, etcd-server (their
-#     services are never started: the tests run mariadbd / etcd themselves);
+#     services are never started: the tests run mariadbd / etcd themselves),
+#     and the shell linter (Debian package shellcheck);
 #   - helm, helm-unittest (as the helm plugin `unittest`), ct and helm-docs,
 #     built from their Go modules into .tools/bin;
 #   - ct's chart_schema.yaml and lintconf.yaml into .tools/etc;
@@ -24,7 +25,7 @@ HELM_DOCS_VERSION=v1.14.2
 # The public checksum database has no record of chart-testing on this
 # workplace's module proxy, so its download is checked against this pin.
 CT_MODULE_SUM="h1:jww7UnQQQ3arcL4+qLnLep8yf0ls4vYZX9WtK9xPCDA="
-APT_PACKAGES=(mariadb-server etcd-server)
+APT_PACKAGES=(mariadb-server etcd-server shellcheck)
 
 TOOLS="${ROOT}/.tools"
 BIN="${TOOLS}/bin"
