@@ -209,3 +209,55 @@ def test_every_connection_cut_while_step_runs(
     assert second.returncode == EXIT_OK, second.stderr
     assert state_of(second)["state"] == "installed"  # type: ignore[index]
     assert_preserved(mid, snapshot(mariadb, mariadb_database))
+
+
+@pytest.mark.xfail(
+    reason="hook: a hook that lost its connection (and so its GET_LOCK) keeps driving the "
+    "installer; when another hook finished meanwhile it exits 4 blaming MATOMO_CONFIG_FILE. "
+    "Fix: check IS_USED_LOCK(name) = CONNECTION_ID() before each installer step (exit 3 when "
+    "lost), and re-read the state before reporting 'already installed' as a config problem",
+    strict=False,
+)
+def test_lock_lost_mid_install_second_hook_enters(
+    fault_env: dict[str, str], db_proxy: TcpProxy, fault_standin: StandIn, mariadb: MariaDB,
+    mariadb_database: str,
+) -> None:  # fmt: skip
+    """before: empty. fault: hook A's connection (and with it the advisory lock)
+    is cut while the installer holds A's setupSuperUser answer; hook B starts
+    meanwhile, takes the lock and finishes. Then A gets its answer and goes on.
+    after: one superuser, one site, installed; A ends with 0 or 3, B with 0."""
+    from standin.server import Faults
+
+    from .faultlib import Running
+
+    fault_standin.faults = Faults(hang_after=["setupSuperUser"])
+    a = Running.start(fault_env, "install")
+    deadline = time.monotonic() + 20
+    found = 0
+    while time.monotonic() < deadline and not found:
+        try:
+            with mariadb.root(mariadb_database) as conn, conn.cursor() as cur:
+                cur.execute("SELECT COUNT(*) FROM matomo_user WHERE superuser_access = 1")
+                found = cur.fetchone()[0]
+        except Exception:  # noqa: BLE001 -- table not there yet
+            found = 0
+        time.sleep(0.05)
+    assert found, a.lines
+    time.sleep(0.2)
+    db_proxy.cut_all()
+    fault_standin.faults = Faults()  # B's requests are answered at once
+    b = run(fault_env, "install")
+    assert b.returncode == EXIT_OK, b.stderr
+    assert state_of(b)["state"] == "installed"  # type: ignore[index]
+    fault_standin.release.set()
+    first = a.finish(timeout=60)
+    # the database is right whatever A did
+    with mariadb.root(mariadb_database) as conn, conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM matomo_user WHERE superuser_access = 1")
+        assert cur.fetchone()[0] == 1
+        cur.execute("SELECT COUNT(*) FROM matomo_site")
+        assert cur.fetchone()[0] == 1
+    final = run(fault_env, "status")
+    assert state_of(final)["state"] == "installed"  # type: ignore[index]
+    # A must not blame its configuration for B's work
+    assert first.returncode in (EXIT_OK, EXIT_UNREACHABLE), first.stderr
