@@ -56,7 +56,8 @@ class State:
 
 
 def like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%")
+    """Escapes LIKE wildcards with ``!`` (not a backslash: NO_BACKSLASH_ESCAPES-safe)."""
+    return text.replace("!", "!!").replace("_", "!_").replace("%", "!%")
 
 
 def lock_name(dbname: str, prefix: str) -> str:
@@ -87,7 +88,7 @@ class Connection:
         prefix = self.settings.prefix
         rows = self._q(
             "SELECT TABLE_NAME FROM information_schema.TABLES "
-            "WHERE TABLE_SCHEMA = %s AND TABLE_NAME LIKE %s ESCAPE '\\\\'",
+            "WHERE TABLE_SCHEMA = %s AND TABLE_NAME LIKE %s ESCAPE '!'",
             (self.settings.dbname, like_escape(prefix) + "%"),
         )
         names = {str(r[0]) for r in rows}
