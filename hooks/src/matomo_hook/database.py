@@ -130,6 +130,18 @@ class Connection:
             archive_tables=sum(1 for t in short if t.startswith("archive_") and t[-2:].isdigit()),
         )
 
+    def assert_lock_held(self) -> None:
+        """Before acting: the advisory lock must still be ours. A cut connection
+        raises pymysql's OperationalError (exit 3 in the CLI); a lock held by
+        another connection is UnreachableError (exit 3) too: never act without it."""
+        name = lock_name(self.settings.dbname, self.settings.prefix)
+        got = self._q("SELECT IS_USED_LOCK(%s) = CONNECTION_ID()", (name,))
+        if not got or got[0][0] != 1:
+            raise UnreachableError(
+                f"lost the advisory lock {name!r} (database connection dropped?); "
+                "stopped before the next step -- rerun the hook"
+            )
+
     @contextmanager
     def lock(self, timeout: float) -> Iterator[None]:
         """GET_LOCK for the whole decide-and-act sequence; waits up to ``timeout``."""

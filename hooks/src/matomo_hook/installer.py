@@ -29,6 +29,12 @@ from .database import INSTALLED, Connection, State
 from .errors import ConfigError, RefusedError, UnreachableError
 
 ALREADY_INSTALLED = 'id="piwik-is-already-installed"'
+
+
+class AlreadyInstalledError(RefusedError):
+    """The installer answered Matomo's "already installed" page."""
+
+
 RETRY_STATUS = {502, 503, 504}
 MIN_TABLES_TO_REUSE = 12  # Controller::hasEnoughTablesToReuseDb
 
@@ -188,7 +194,7 @@ class Installer:
         """Raises RefusedError quoting Matomo when the step did not succeed."""
         body = resp.text
         if ALREADY_INSTALLED in body:
-            raise RefusedError(
+            raise AlreadyInstalledError(
                 f"installer refused {step}: Matomo in the hook pod says it is already installed "
                 f"({_text(body)[:300]}); the seeded config {self.settings.config_file} is not "
                 "the one the installer reads -- check MATOMO_CONFIG_FILE and the mounts"
@@ -302,6 +308,27 @@ def plan(st: State) -> list[str]:
     return steps
 
 
+def _run_step(step: str, settings: Settings, inst: Installer, conn: Connection) -> None:
+    if step == "seed":
+        write_seed(settings)
+    elif step == "tablesCreation":
+        inst.tables_creation()
+        now = conn.state()
+        if now.version_core is None:
+            raise RefusedError(
+                "tablesCreation answered but version_core was not recorded "
+                f"({now.tables} tables now): Matomo did not finish creating tables"
+            )
+    elif step == "reuseTables":
+        inst.reuse_tables()
+    elif step == "setupSuperUser":
+        inst.setup_superuser()
+    elif step == "firstWebsiteSetup":
+        inst.first_website()
+    elif step == "finished":
+        inst.finished()
+
+
 def install(
     settings: Settings,
     conn: Connection,
@@ -319,24 +346,17 @@ def install(
     try:
         for step in steps:
             start = time.monotonic()
-            if step == "seed":
-                write_seed(settings)
-            elif step == "tablesCreation":
-                inst.tables_creation()
+            conn.assert_lock_held()
+            try:
+                _run_step(step, settings, inst, conn)
+            except AlreadyInstalledError:
+                # Not a config problem when the database says installed: an earlier
+                # attempt (whose answer was lost) or a person finished the install.
                 now = conn.state()
-                if now.version_core is None:
-                    raise RefusedError(
-                        "tablesCreation answered but version_core was not recorded "
-                        f"({now.tables} tables now): Matomo did not finish creating tables"
-                    )
-            elif step == "reuseTables":
-                inst.reuse_tables()
-            elif step == "setupSuperUser":
-                inst.setup_superuser()
-            elif step == "firstWebsiteSetup":
-                inst.first_website()
-            elif step == "finished":
-                inst.finished()
+                if now.state != INSTALLED:
+                    raise
+                logs.event("installed_meanwhile", state=now.state, step=step)
+                return now
             logs.event("step_done", step=step, duration_s=round(time.monotonic() - start, 3))
             if after_step is not None:
                 after_step(step)

@@ -138,6 +138,7 @@ def upgrade(settings: Settings, conn: Connection, st: State, code: str) -> State
         version_core=st.version_core,
         code_version=code,
     )
+    conn.assert_lock_held()
     rc, output = run_core_update(settings)
     tail = " | ".join(line.strip() for line in output.strip().splitlines()[-8:] if line.strip())
     if rc != 0:
