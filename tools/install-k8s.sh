@@ -7,11 +7,14 @@
 # second run a no-op. Go caches stay in their default global locations (or
 # whatever GOMODCACHE/GOCACHE say), so a rebuild after a version bump is warm.
 # Only the Go module proxy is used (no dl.k8s.io, no GitHub releases).
+# K8S_VERSION must be a release whose staging modules (k8s.io/api, ...,
+# k8s.io/endpointslice) are all published at the matching v0.x.y: v1.31.14
+# is not (k8s.io/endpointslice@v0.31.14 is unavailable from the proxy).
 #
 # Usage: tools/install-k8s.sh [--force]
 set -euo pipefail
 
-K8S_VERSION="${K8S_VERSION:-v1.31.14}"
+K8S_VERSION="${K8S_VERSION:-v1.34.12}"
 ETCD_VERSION="${ETCD_VERSION:-v3.5.17}"
 KWOK_VERSION="${KWOK_VERSION:-v0.7.0}"
 

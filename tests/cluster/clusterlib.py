@@ -1,0 +1,247 @@
+"""Helpers for tests/cluster: helm against the real control plane (tests/fixtures/controlplane.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fixtures.controlplane import BIN_DIRS, ApiError, ControlPlane  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "matomo"
+VALUES = {"local": REPO / "values" / "local.yaml", "prod": REPO / "values" / "prod.yaml"}
+RELEASE = "matomo"  # contains "matomo", so F (matomo.fullname) == RELEASE
+F = RELEASE
+HELM_TIMEOUT = os.environ.get("CLUSTER_TEST_HELM_TIMEOUT", "5m")
+
+# The PodSecurity level each component's pods must pass (README: security contexts).
+POD_SECURITY = {
+    "matomo": "restricted",
+    "hook": "restricted",
+    "archiver": "restricted",
+    "database": os.environ.get("CLUSTER_TEST_DB_PSS", "restricted"),
+    "test": "restricted",
+}
+# the namespace enforces the strictest level every component of a values file claims
+NAMESPACE_LEVEL = {
+    "local": "restricted" if POD_SECURITY["database"] == "restricted" else POD_SECURITY["database"],
+    "prod": "restricted",
+}
+
+_counter = itertools.count()
+
+
+def find_tool(name: str) -> str | None:
+    for d in [*BIN_DIRS, Path("/tmp/k8s-bin")]:
+        p = d / name
+        if p.is_file() and os.access(p, os.X_OK):
+            return str(p)
+    return shutil.which(name)
+
+
+class HelmError(AssertionError):
+    pass
+
+
+@dataclass
+class Helm:
+    binary: str
+    cp: ControlPlane
+    home: Path
+
+    def env(self) -> dict[str, str]:
+        env = self.cp.env()
+        env.update(HELM_CACHE_HOME=str(self.home / "cache"), HELM_CONFIG_HOME=str(self.home / "config"),
+                   HELM_DATA_HOME=str(self.home / "data"))
+        return env
+
+    def run(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([self.binary, *args], env=self.env(), text=True, capture_output=True,
+                              timeout=timeout)
+        if check and proc.returncode != 0:
+            raise HelmError(f"helm {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}\n{proc.stdout[-4000:]}")
+        return proc
+
+    def install(self, namespace: str, values: Path, *extra: str, wait: bool = True) -> subprocess.CompletedProcess[str]:
+        args = ["install", RELEASE, str(CHART), "-n", namespace, "-f", str(values), *extra]
+        if wait:
+            args += ["--wait", "--timeout", HELM_TIMEOUT]
+        return self.run(*args)
+
+    def upgrade(self, namespace: str, values: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+        return self.run("upgrade", RELEASE, str(CHART), "-n", namespace, "-f", str(values), "--wait",
+                        "--timeout", HELM_TIMEOUT, *extra)
+
+    def status(self, namespace: str) -> dict[str, Any]:
+        return dict(json.loads(self.run("status", RELEASE, "-n", namespace, "-o", "json").stdout))
+
+    def template(self, values: Path, namespace: str, *extra: str) -> str:
+        return self.run("template", RELEASE, str(CHART), "-n", namespace, "-f", str(values),
+                        "--kube-version", self.cp.server_version(), *extra).stdout
+
+
+def _server_version(cp: ControlPlane) -> str:
+    v = cp.get("/version")
+    return str(v["gitVersion"]).split("-")[0]
+
+
+ControlPlane.server_version = _server_version  # type: ignore[attr-defined]
+
+
+@dataclass
+class Recorder:
+    """Watches objects of one kind in a namespace; keeps every version seen (survives hook deletion)."""
+
+    cp: ControlPlane
+    path: str  # collection path, e.g. /apis/batch/v1/namespaces/ns/jobs
+    seen: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # uid -> versions
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    error: BaseException | None = None
+
+    def start(self) -> Recorder:
+        lst = self.cp.get(self.path)
+        for obj in lst.get("items", []):
+            self._add(obj)
+        rv = lst["metadata"]["resourceVersion"]
+        self._thread = threading.Thread(target=self._run, args=(rv,), daemon=True)
+        self._thread.start()
+        return self
+
+    def _add(self, obj: dict[str, Any]) -> None:
+        self.seen.setdefault(obj["metadata"]["uid"], []).append(obj)
+
+    def _run(self, rv: str) -> None:
+        import urllib.request
+
+        try:
+            while not self._stop.is_set():
+                url = f"{self.cp.server}{self.path}?watch=1&timeoutSeconds=2&allowWatchBookmarks=true&resourceVersion={rv}"
+                req = urllib.request.Request(url)
+                req.add_header("Authorization", f"Bearer {self.cp.admin_token}")
+                with urllib.request.urlopen(req, context=self.cp._ssl(), timeout=30) as resp:
+                    for line in resp:
+                        ev = json.loads(line)
+                        obj = ev["object"]
+                        if ev["type"] == "ERROR":
+                            raise RuntimeError(f"watch {self.path}: {obj}")
+                        rv = obj["metadata"].get("resourceVersion", rv)
+                        if ev["type"] != "BOOKMARK":
+                            self._add(obj)
+        except BaseException as e:  # surfaced by stop()
+            self.error = e
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(10)
+        if self.error:
+            raise self.error
+
+    def latest(self) -> list[dict[str, Any]]:
+        return [versions[-1] for versions in self.seen.values()]
+
+    def named(self, name: str) -> list[list[dict[str, Any]]]:
+        """Every object (each a list of its versions) that had this name, oldest first."""
+        if self.error:
+            raise self.error
+        objs = [v for v in self.seen.values() if v[0]["metadata"]["name"] == name]
+        return sorted(objs, key=lambda v: v[0]["metadata"]["creationTimestamp"])
+
+
+@contextlib.contextmanager
+def recording(cp: ControlPlane, path: str) -> Iterator[Recorder]:
+    rec = Recorder(cp, path).start()
+    try:
+        yield rec
+    finally:
+        rec.stop()
+
+
+def job_succeeded(versions: list[dict[str, Any]]) -> bool:
+    for job in versions:
+        st = job.get("status") or {}
+        if st.get("succeeded", 0) >= 1 or any(
+            c["type"] == "Complete" and c["status"] == "True" for c in st.get("conditions") or []
+        ):
+            return True
+    return False
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+        except ApiError as e:
+            last = e
+        if last and not isinstance(last, ApiError):
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last})")
+
+
+def deployment_available(cp: ControlPlane, namespace: str, name: str) -> bool:
+    d = cp.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
+    st = d.get("status") or {}
+    want = d["spec"].get("replicas", 1)
+    return bool(
+        st.get("observedGeneration", 0) >= d["metadata"]["generation"]
+        and st.get("updatedReplicas", 0) == want
+        and st.get("availableReplicas", 0) == want
+        and st.get("replicas", 0) == want
+        and any(c["type"] == "Available" and c["status"] == "True" for c in st.get("conditions") or [])
+    )
+
+
+def secret_data(cp: ControlPlane, namespace: str, name: str) -> dict[str, str]:
+    return dict(cp.get(f"/api/v1/namespaces/{namespace}/secrets/{name}").get("data") or {})
+
+
+def split_manifests(text: str) -> list[str]:
+    """The YAML documents of a helm render, as text (comment-only documents dropped)."""
+    docs = []
+    for doc in text.split("\n---"):
+        body = "\n".join(line for line in doc.splitlines() if line.strip() and not line.lstrip().startswith("#"))
+        if body.strip():
+            docs.append(doc.lstrip("-\n"))
+    return docs
+
+
+def leftover_objects(cp: ControlPlane, namespace: str) -> list[str]:
+    """`Kind/name` of every object in the namespace except what Kubernetes itself puts there."""
+    ignore_kinds = {"Event", "EndpointSlice", "Endpoints", "Lease"}
+    out = []
+    groups = [("v1", "/api/v1")] + [
+        (v["groupVersion"], f"/apis/{v['groupVersion']}")
+        for g in cp.get("/apis")["groups"] for v in [g["preferredVersion"]]
+    ]
+    for gv, base in groups:
+        for r in cp.get(base)["resources"]:
+            if "/" in r["name"] or not r["namespaced"] or "list" not in r["verbs"] or r["kind"] in ignore_kinds:
+                continue
+            try:
+                items = cp.get(f"{base}/namespaces/{namespace}/{r['name']}")["items"]
+            except ApiError:
+                continue
+            for it in items:
+                name = it["metadata"]["name"]
+                if r["kind"] == "ServiceAccount" and name == "default":
+                    continue
+                if r["kind"] == "ConfigMap" and name == "kube-root-ca.crt":
+                    continue
+                out.append(f"{r['kind']}/{name}")
+    return sorted(set(out))

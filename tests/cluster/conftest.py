@@ -1,0 +1,53 @@
+"""Fixtures for tests/cluster: helm against the real control plane (tests/fixtures/controlplane.py)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from clusterlib import CHART, Helm, _counter, find_tool  # noqa: E402
+from fixtures.controlplane import ControlPlane  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def helm(controlplane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    binary = find_tool("helm")
+    if not binary:
+        pytest.fail("helm not found: run `./dev tools` (it installs helm into .tools/bin)")
+    if not (CHART / "Chart.yaml").is_file():
+        pytest.skip(f"the chart is not there yet ({CHART})")
+    return Helm(binary, controlplane, tmp_path_factory.mktemp("helm-home"))
+
+
+@pytest.fixture(scope="session")
+def namespaces(controlplane: ControlPlane) -> Iterator[Callable[..., str]]:
+    """Factory: a fresh namespace labelled for PodSecurity; every one is deleted at session end."""
+    created: list[str] = []
+
+    def make(prefix: str, level: str = "restricted") -> str:
+        name = f"{prefix}-{next(_counter)}"
+        labels = {f"pod-security.kubernetes.io/{mode}": level for mode in ("enforce", "audit", "warn")}
+        labels.update({f"pod-security.kubernetes.io/{mode}-version": "latest" for mode in ("enforce", "audit", "warn")})
+        controlplane.create_namespace(name, labels)
+        created.append(name)
+        return name
+
+    yield make
+    for name in created:
+        controlplane.delete_namespace(name)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
+    """Keep the call report on the item: later steps of a release skip once one failed."""
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when == "call":
+        item.rep_call = rep  # type: ignore[attr-defined]
