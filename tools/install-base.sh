@@ -3,8 +3,8 @@
 #   - Debian packages, only when missing: mariadb-server, etcd-server (their
 #     services are never started: the tests run mariadbd / etcd themselves),
 #     and the shell linter (Debian package shellcheck);
-#   - helm, helm-unittest (as the helm plugin `unittest`), ct and helm-docs,
-#     built from their Go modules into .tools/bin;
+#   - helm, helm-unittest (as the helm plugin `unittest`), ct, helm-docs and
+#     actionlint (GitHub workflows), built from their Go modules into .tools/bin;
 #   - ct's chart_schema.yaml and lintconf.yaml into .tools/etc;
 #   - the virtualenv .tools/venv from requirements-dev.txt, plus `-e ./hooks`
 #     when hooks/pyproject.toml exists.
@@ -22,6 +22,7 @@ HELM_VERSION=v3.17.4
 HELM_UNITTEST_VERSION=v1.0.3
 CT_VERSION=v3.13.0
 HELM_DOCS_VERSION=v1.14.2
+ACTIONLINT_VERSION=v1.7.12
 # The public checksum database has no record of chart-testing on this
 # workplace's module proxy, so its download is checked against this pin.
 CT_MODULE_SUM="h1:jww7UnQQQ3arcL4+qLnLep8yf0ls4vYZX9WtK9xPCDA="
@@ -179,6 +180,16 @@ build_helm_docs() {
   stamp_set_key helm-docs "${key}"
 }
 
+build_actionlint() {
+  local key="${ACTIONLINT_VERSION}"
+  if stamp_ok "actionlint.${key}" && [[ -x "${BIN}/actionlint" ]]; then return 0; fi
+  log "building actionlint ${ACTIONLINT_VERSION}"
+  GOBIN="${BIN}" CGO_ENABLED=0 "${GO}" install -trimpath \
+    -ldflags "-s -w -X github.com/rhysd/actionlint.version=${ACTIONLINT_VERSION}" \
+    "github.com/rhysd/actionlint/cmd/actionlint@${ACTIONLINT_VERSION}"
+  stamp_set_key actionlint "${key}"
+}
+
 # ---------------------------------------------------------------- Python
 hash_of() { sha256sum "$@" | sha256sum | cut -c1-16; }
 
@@ -215,6 +226,7 @@ main() {
   build_helm_unittest
   build_ct
   build_helm_docs
+  build_actionlint
   install_venv
   log "base toolchain ready ($((SECONDS - t0)) s)"
 }
