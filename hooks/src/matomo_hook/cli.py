@@ -83,9 +83,11 @@ def _print_state(data: dict[str, object]) -> None:
 
 
 def _db_sequence(settings: Settings, command: str) -> None:
-    from . import upgrade  # noqa: PLC0415
+    code = None
+    if command in ("upgrade", "run"):
+        from . import upgrade  # noqa: PLC0415
 
-    code = upgrade.code_version(settings) if command in ("upgrade", "run") else None
+        code = upgrade.code_version(settings)
     conn = database.connect(settings.db)
     try:
         _locked_sequence(settings, command, conn, code)
@@ -101,13 +103,13 @@ def _db_sequence(settings: Settings, command: str) -> None:
 def _locked_sequence(
     settings: Settings, command: str, conn: database.Connection, code: str | None
 ) -> None:
-    from . import installer, upgrade  # noqa: PLC0415
-
     if command == "status":
         st = conn.state()
         logs.event("status", state=st.state, step="status")
         _print_state(st.public())
         return
+    from . import installer, upgrade  # noqa: PLC0415  (httpx only when acting)
+
     with conn.lock(settings.db.lock_timeout):
         st = conn.state()
         logs.event("status", step="status", **st.public())
