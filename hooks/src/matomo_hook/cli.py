@@ -32,6 +32,7 @@ EXIT_DOC = f"""exit codes:
   {EXIT_REFUSED}  Matomo refused a step (its message is quoted), or the schema is in a state
      the hook will not touch without a person (the message says what to do)
   {EXIT_ROLLOUT}  rollout failed: the Deployment could not be restarted or did not become ready
+  1  unexpected error (a bug): the log holds a redacted traceback
 """
 
 NEEDS: dict[str, frozenset[str]] = {
