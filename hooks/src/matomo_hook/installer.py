@@ -113,7 +113,7 @@ def _text(fragment: str) -> str:
     return re.sub(r"\s+", " ", html.unescape(fragment)).strip()
 
 
-def matomo_errors(body: str) -> list[str]:
+def matomo_errors(body: str, warnings: bool = True) -> list[str]:
     """Matomo's own error markers: alert-danger blocks, and alert-warning with
     <li> items (form validation errors), plus the superuser/website failures."""
     found: list[str] = []
@@ -124,7 +124,9 @@ def matomo_errors(body: str) -> list[str]:
         if text:
             found.append(text)
     for m in re.finditer(
-        r'<div[^>]*class="[^"]*alert-warning[^"]*"[^>]*>(.*?)</div>', body, re.S | re.I
+        r'<div[^>]*class="[^"]*alert-warning[^"]*"[^>]*>(.*?)</div>',
+        body if warnings else "",
+        re.S | re.I,
     ):
         items = [_text(li) for li in re.findall(r"<li[^>]*>(.*?)</li>", m.group(1), re.S | re.I)]
         items = [i for i in items if i]
@@ -190,8 +192,16 @@ class Installer:
             time.sleep(min(delay, max(0.05, left)))
             delay = min(delay * 2, 5.0)
 
-    def check(self, step: str, resp: httpx.Response, redirect_to: tuple[str, ...] = ()) -> None:
-        """Raises RefusedError quoting Matomo when the step did not succeed."""
+    def check(
+        self,
+        step: str,
+        resp: httpx.Response,
+        redirect_to: tuple[str, ...] = (),
+        warnings_are_errors: bool = True,
+    ) -> None:
+        """Raises RefusedError quoting Matomo when the step did not succeed.
+        Form errors are alert-warning lists; the updater (reuseTables) also lists
+        plain warnings that way, which are logged instead."""
         body = resp.text
         if ALREADY_INSTALLED in body:
             raise AlreadyInstalledError(
@@ -199,7 +209,11 @@ class Installer:
                 f"({_text(body)[:300]}); the seeded config {self.settings.config_file} is not "
                 "the one the installer reads -- check MATOMO_CONFIG_FILE and the mounts"
             )
-        errors = matomo_errors(body)
+        errors = matomo_errors(body, warnings=warnings_are_errors)
+        if not warnings_are_errors:
+            for warning in matomo_errors(body):
+                if warning not in errors:
+                    logs.event("matomo_warning", step=step, warning=warning)
         if resp.status_code >= 400:
             detail = "; ".join(errors) or _text(body)[:300]
             raise RefusedError(f"installer {step} answered HTTP {resp.status_code}: {detail}")
@@ -225,7 +239,7 @@ class Installer:
 
     def reuse_tables(self) -> None:
         resp = self.request("reuseTables", "GET")
-        self.check("reuseTables", resp)
+        self.check("reuseTables", resp, warnings_are_errors=False)
         if resp.status_code in (301, 302, 303) and "setupSuperUser" not in resp.headers.get(
             "location", ""
         ):
