@@ -16,9 +16,11 @@ Followed (matomo-org/matomo, 5.x):
   General_Required etc. in lang/en.json), FormFirstWebsiteSetup.php (siteName,
   url, timezone required + Rule_isValidTimezone, ecommerce 0/1),
   FormDefaultSettings.php: field names and rules;
-- plugins/Installation/templates/_formErrors.twig, setupSuperUser.twig,
-  firstWebsiteSetup.twig: alert-warning + <li> for form errors, alert-danger
-  "Could not add the superuser" / "Could not add the website";
+- plugins/Installation/templates/setupSuperUser.twig,
+  firstWebsiteSetup.twig, finished.twig, reuseTables.twig and
+  plugins/Morpheus/templates/genericForm.twig: alert-warning + <li> for form
+  errors, <div class="error"> "Could not add the superuser/website: <br/>- ...",
+  alert-danger for finished's errors;
 - plugins/UsersManager/API.php (addUser, checkValidLoginString, password length,
   anonymous@example.org), plugins/SitesManager/API.php (addSite, timezones);
 - core/Db/Schema/Mysql.php (tables, see schema.py), core/DbHelper.php
@@ -116,6 +118,14 @@ def form_errors(errors: list[str]) -> str:
     return (
         '<div class="alert alert-warning"><strong>Please fix the following errors:</strong>'
         f"<ul>{items}</ul></div>"
+    )
+
+
+def setup_error(title: str, message: str) -> str:
+    """setupSuperUser.twig / firstWebsiteSetup.twig: <div class="error"> ... : <br/>- msg"""
+    return (
+        '<div class="error"><img src="plugins/Morpheus/images/error_medium.png"/>'
+        f"{html.escape(title)}:<br/>- {html.escape(message)}</div>"
     )
 
 
@@ -586,7 +596,7 @@ class Installation:
                     (login, f"$standin${salt}${digest}", email),
                 )
             except ValueError as exc:
-                return page("Super User", danger("Could not add the superuser", str(exc)))
+                return page("Super User", setup_error("Could not add the superuser", str(exc)))
             raise redirect("firstWebsiteSetup")
         finally:
             conn.close()
@@ -628,7 +638,7 @@ class Installation:
                 )
                 idsite = cur.lastrowid
             except (ValueError, pymysql.err.Error) as exc:
-                return page("Setup a Website", danger("Could not add the website", str(exc)))
+                return page("Setup a Website", setup_error("Could not add the website", str(exc)))
             raise redirect("trackingCode", {"site_idSite": str(idsite), "site_name": name})
         finally:
             conn.close()

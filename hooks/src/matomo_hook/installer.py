@@ -114,28 +114,31 @@ def _text(fragment: str) -> str:
 
 
 def matomo_errors(body: str, warnings: bool = True) -> list[str]:
-    """Matomo's own error markers: alert-danger blocks, and alert-warning with
-    <li> items (form validation errors), plus the superuser/website failures."""
+    """Matomo's own error markers (plugins/Installation/templates, genericForm.twig):
+    ``alert-danger`` / ``alert-error`` / ``error`` blocks, ``alert-warning`` with
+    ``<li>`` items (form validation), and "Could not add the superuser/website"."""
     found: list[str] = []
-    for m in re.finditer(
-        r'<div[^>]*class="[^"]*alert-danger[^"]*"[^>]*>(.*?)</div>', body, re.S | re.I
-    ):
-        text = _text(m.group(1))
+    pattern = (
+        r'<div[^>]*class="(?:[^"]*\s)?(alert-danger|alert-error|error)(?:\s[^"]*)?"[^>]*>'
+        r"(.*?)</div>"
+    )
+    for m in re.finditer(pattern, body, re.S | re.I):
+        text = _text(m.group(2))
         if text:
             found.append(text)
-    for m in re.finditer(
-        r'<div[^>]*class="[^"]*alert-warning[^"]*"[^>]*>(.*?)</div>',
-        body if warnings else "",
-        re.S | re.I,
-    ):
-        items = [_text(li) for li in re.findall(r"<li[^>]*>(.*?)</li>", m.group(1), re.S | re.I)]
-        items = [i for i in items if i]
-        if items:
-            found.append("; ".join(items))
+    if warnings:
+        for m in re.finditer(
+            r'<div[^>]*class="[^"]*alert-warning[^"]*"[^>]*>(.*?)</div>', body, re.S | re.I
+        ):
+            items = [_text(i) for i in re.findall(r"<li[^>]*>(.*?)</li>", m.group(1), re.S | re.I)]
+            items = [i for i in items if i]
+            if items:
+                found.append("; ".join(items))
     for marker in ("Could not add the superuser", "Could not add the website"):
         if marker in body and not any(marker in f for f in found):
             idx = body.index(marker)
-            found.append(_text(body[idx : idx + 400]).split("  ")[0])
+            end = body.find("</div>", idx)
+            found.append(_text(body[idx : end if end > 0 else idx + 400]))
     return found
 
 
