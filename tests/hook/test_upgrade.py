@@ -120,3 +120,39 @@ def test_no_sidecar_exit_3(tmp_path: Path, mariadb: MariaDB, mariadb_database: s
     res = run_hook(env, "upgrade")
     assert res.returncode == 3
     assert "console channel" in res.events()[-1]["error"]
+
+
+def test_sidecar_copies_code_when_missing_and_stops_on_sigterm(tmp_path: Path) -> None:
+    source = make_matomo_root(tmp_path / "src")
+    code = tmp_path / "html"
+    code.mkdir()
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(TESTS),
+        "MATOMO_SOURCE_DIR": str(source),
+        "MATOMO_CODE_DIR": str(code),
+        "MATOMO_COMMAND_DIR": str(tmp_path / "run"),
+        "MATOMO_SERVER_CMD": f"{sys.executable} -m standin.server --listen 127.0.0.1:{port} "
+        f"--root {code}",
+    }
+    proc = subprocess.Popen(["sh", str(SCRIPT)], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                resp = httpx.get(f"http://127.0.0.1:{port}/index.php")
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.1)
+        assert resp.status_code == 200 and 'id="installation"' in resp.text
+        assert (code / "core" / "Version.php").is_file() and (code / "console").is_file()
+        assert (tmp_path / "run").is_dir()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert "copying the Matomo code" in err
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{port}/index.php", timeout=2)
