@@ -211,13 +211,6 @@ def test_every_connection_cut_while_step_runs(
     assert_preserved(mid, snapshot(mariadb, mariadb_database))
 
 
-@pytest.mark.xfail(
-    reason="hook: a hook that lost its connection (and so its GET_LOCK) keeps driving the "
-    "installer; when another hook finished meanwhile it exits 4 blaming MATOMO_CONFIG_FILE. "
-    "Fix: check IS_USED_LOCK(name) = CONNECTION_ID() before each installer step (exit 3 when "
-    "lost), and re-read the state before reporting 'already installed' as a config problem",
-    strict=False,
-)
 def test_lock_lost_mid_install_second_hook_enters(
     fault_env: dict[str, str], db_proxy: TcpProxy, fault_standin: StandIn, mariadb: MariaDB,
     mariadb_database: str,
