@@ -256,3 +256,45 @@ def test_mounts_name_existing_volumes_and_native_sidecars_are_well_formed(helm: 
             if any(len(p) > 15 for p in ports):
                 problems.append(f"{where}: port name longer than 15 characters {ports}")
     assert not problems, "\n".join(problems)
+
+
+NETWORK_POLICY_MODES = {
+    "embedded": {},
+    "external": {"database": {"mode": "external", "password": "pw", "external": {"host": "db.example.org", "port": 3310}}},
+    "cloudsql": {"database": {"mode": "cloudsql", "password": "pw", "cloudsql": {"instanceConnectionName": "p:r:i"}},
+                 "ingress": {"enabled": True, "hosts": ["stats.example.org"]}},
+}
+
+
+def _selects(selector: dict, labels: dict) -> bool:
+    return all(labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items())
+
+
+@pytest.mark.parametrize("mode", sorted(NETWORK_POLICY_MODES))
+def test_with_network_policies_every_workload_pod_is_selected(helm: str, tmp_path: Path, mode: str) -> None:
+    """networkPolicy.enabled: the policies validate strictly; every pod of a
+    Deployment, StatefulSet, Job or CronJob is selected by exactly one policy;
+    the hook and archiver pods accept no ingress but do restrict egress."""
+    values = {"networkPolicy": {"enabled": True}, **NETWORK_POLICY_MODES[mode]}
+    values_file = tmp_path / "values.yaml"
+    values_file.write_text(yaml.safe_dump(values))
+    docs = render(helm, values_file)
+    policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    problems = [e for d in policies for e in validate_object(d)]
+    for doc in docs:
+        if doc["kind"] not in ("Deployment", "StatefulSet", "Job", "CronJob"):
+            continue
+        template = doc["spec"]["jobTemplate"]["spec"]["template"] if doc["kind"] == "CronJob" else doc["spec"]["template"]
+        labels = template["metadata"]["labels"]
+        matching = [p for p in policies if _selects(p["spec"]["podSelector"], labels)]
+        where = f"{doc['kind']}/{doc['metadata']['name']}"
+        if len(matching) != 1:
+            problems.append(f"{where}: selected by {[p['metadata']['name'] for p in matching]}")
+            continue
+        spec = matching[0]["spec"]
+        if labels["app.kubernetes.io/component"] in ("hook", "archiver"):
+            if spec["policyTypes"] != ["Ingress", "Egress"] or spec.get("ingress"):
+                problems.append(f"{where}: ingress is not denied ({spec.get('policyTypes')}, {spec.get('ingress')})")
+            if not spec.get("egress"):
+                problems.append(f"{where}: no egress rule")
+    assert not problems, "\n".join(problems)

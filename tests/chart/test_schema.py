@@ -43,6 +43,8 @@ CASES = {
     "ingress-without-host": ({"ingress": {"enabled": True}}, ["ingress.hosts"]),
     "bad-superuser-login": ({"matomo": {"superuser": {"login": "a b"}}}, ["matomo.superuser.login"]),
     "bad-tables-prefix": ({"database": {"tablesPrefix": "matomo-"}}, ["database.tablesPrefix"]),
+    "bad-api-server-cidr": ({"networkPolicy": {"apiServerCIDRs": ["10.0.0.1"]}}, ["networkPolicy.apiServerCIDRs"]),
+    "empty-archiver-url-cidrs": ({"networkPolicy": {"archiverURLCIDRs": []}}, ["networkPolicy.archiverURLCIDRs"]),
     "bad-gcp-service-account": (
         {"database": {"cloudsql": {"gcpServiceAccount": "matomo"}}},
         ["database.cloudsql.gcpServiceAccount"],
