@@ -12,6 +12,7 @@
 # is not (k8s.io/endpointslice@v0.31.14 is unavailable from the proxy).
 #
 # Usage: tools/install-k8s.sh [--force]
+#   env: K8S_VERSION, ETCD_VERSION, KWOK_VERSION; INSTALL_K8S_DIR (default .tools/k8s)
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-v1.34.12}"
@@ -19,7 +20,7 @@ ETCD_VERSION="${ETCD_VERSION:-v3.5.17}"
 KWOK_VERSION="${KWOK_VERSION:-v0.7.0}"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-TOOLS="${ROOT}/.tools/k8s"
+TOOLS="${INSTALL_K8S_DIR:-${ROOT}/.tools/k8s}"
 BIN="${TOOLS}/bin"
 STAMPS="${TOOLS}/stamps"
 BUILD="${TOOLS}/build"
