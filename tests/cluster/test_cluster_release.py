@@ -209,6 +209,13 @@ def test_post_install_job(step: Release) -> None:
     _check_hook_run(rel, rel.install_jobs, "post-install", set())
 
 
+def test_helm_test(step: Release) -> None:
+    """The chart's test pod is admitted (restricted) and, kwok standing in for the kubelet, succeeds."""
+    rel = step
+    out = rel.helm.run("test", "matomo", "-n", rel.namespace, "--timeout", "2m").stdout
+    assert "Phase:          Succeeded" in out or "Succeeded" in out, out
+
+
 def test_pods_admitted_at_claimed_level(step: Release) -> None:
     rel = step
     ns = rel.cp.get(f"/api/v1/namespaces/{rel.namespace}")
