@@ -322,8 +322,9 @@ def test_upgrade_image_tag(step: Release) -> None:
 # ----------------------------------------------------------------- rollback
 def test_rollback(step: Release) -> None:
     rel = step
-    with recording(rel.cp, rel.jobs_path()):
+    with recording(rel.cp, rel.jobs_path()) as rec:
         rel.helm.run("rollback", "matomo", "1", "-n", rel.namespace, "--wait", "--timeout", "5m")
+    assert not rec.named(HOOK), "a hook Job ran on rollback (the README says none does)"
     status = rel.helm.status(rel.namespace)
     assert status["info"]["status"] == "deployed", status["info"]
     assert status["version"] == 4
