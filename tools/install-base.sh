@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the base toolchain into .tools/ (ignored), at pinned versions:
-#   - Debian packages, only when missing: mariadb-server, etcd-server (their
-#     services are never started: the tests run mariadbd / etcd themselves),
-#     and the shell linter (Debian package shellcheck);
+#   - Debian packages, only when missing: mariadb-server (its service is never
+#     started: the tests run mariadbd themselves), openssl (the control
+#     plane's certificates), php-cli, apache2 and nginx-light (the chart tests
+#     run the rendered init script and web server configs through them; their
+#     services are never started either), and the shell linter shellcheck;
 #   - helm, helm-unittest (as the helm plugin `unittest`), ct, helm-docs and
 #     actionlint (GitHub workflows), built from their Go modules into .tools/bin;
 #   - ct's chart_schema.yaml and lintconf.yaml into .tools/etc;
@@ -26,7 +28,7 @@ ACTIONLINT_VERSION=v1.7.12
 # The public checksum database has no record of chart-testing on this
 # workplace's module proxy, so its download is checked against this pin.
 CT_MODULE_SUM="h1:jww7UnQQQ3arcL4+qLnLep8yf0ls4vYZX9WtK9xPCDA="
-APT_PACKAGES=(mariadb-server etcd-server shellcheck)
+APT_PACKAGES=(mariadb-server shellcheck openssl php-cli apache2 nginx-light)
 
 TOOLS="${ROOT}/.tools"
 BIN="${TOOLS}/bin"
@@ -78,7 +80,8 @@ install_apt() {
   # Belt and braces, where a service manager started them anyway.
   if command -v service >/dev/null 2>&1; then
     "${sudo[@]}" service mariadb stop >/dev/null 2>&1 || true
-    "${sudo[@]}" service etcd stop >/dev/null 2>&1 || true
+    "${sudo[@]}" service apache2 stop >/dev/null 2>&1 || true
+    "${sudo[@]}" service nginx stop >/dev/null 2>&1 || true
   fi
 }
 
