@@ -121,6 +121,11 @@ def form_errors(errors: list[str]) -> str:
     )
 
 
+def required_missing(fields: dict[str, str]) -> list[str]:
+    """QuickForm's 'required' rule: "<label> required" for each empty field, in form order."""
+    return [f"{label} required" for label, value in fields.items() if not value]
+
+
 def setup_error(title: str, message: str) -> str:
     """setupSuperUser.twig / firstWebsiteSetup.twig: <div class="error"> ... : <br/>- msg"""
     return (
@@ -555,15 +560,9 @@ class Installation:
                 return page("Super User", '<form id="generalsetupform" method="post"></form>')
             login, pw = form.get("login", ""), form.get("password", "")
             pw2, email = form.get("password_bis", ""), form.get("email", "")
-            errors = []
-            if not login:
-                errors.append("Super user login required")
-            if not pw:
-                errors.append("Password required")
-            if not pw2:
-                errors.append("Password (repeat) required")
-            if not email:
-                errors.append("Email required")
+            errors = required_missing(
+                {"Super user login": login, "Password": pw, "Password (repeat)": pw2, "Email": email}
+            )
             if login and (not 2 <= len(login) <= 100 or not LOGIN_RE.match(login)):
                 errors.append(
                     "The login must be between 2 and 100 characters long and contain only "
@@ -613,14 +612,10 @@ class Installation:
                 return page("Setup a Website", '<form id="websitesetupform" method="post"></form>')
             name, url = form.get("siteName", ""), form.get("url", "")
             tz, ecommerce = form.get("timezone", ""), form.get("ecommerce", "0")
-            errors = []
-            if not name:
-                errors.append("Website name required")
-            if not url:
-                errors.append("Website URL required")
-            if not tz:
-                errors.append("Website time zone required")
-            elif tz not in TIMEZONES:
+            errors = required_missing(
+                {"Website name": name, "Website URL": url, "Website time zone": tz}
+            )
+            if tz and tz not in TIMEZONES:
                 errors.append("Website time zone is not valid")
             if errors:
                 return page("Setup a Website", form_errors(errors))
