@@ -15,6 +15,8 @@ from typing import Any
 from fixtures.mariadb import MariaDB
 from hook.conftest import ALL_OUTPUT, SECRET_SALT, SUPERUSER_PASSWORD, Result, hook_command
 
+from .tcpproxy import wait_for
+
 EXIT_OK, EXIT_CONFIG, EXIT_UNREACHABLE, EXIT_REFUSED, EXIT_ROLLOUT = 0, 2, 3, 4, 5
 
 
@@ -32,6 +34,21 @@ def snapshot(mariadb: MariaDB, database: str) -> dict[str, Any]:
             rows = sorted(repr(r) for r in cur.fetchall())
             out[name] = {"ddl": ddl, "checksum": checksum, "rows": rows}
     return out
+
+
+def count_now(mariadb: MariaDB, database: str, sql: str) -> int:
+    """The first column of ``sql``'s first row; 0 while its table does not exist yet."""
+    try:
+        with mariadb.root(database) as conn, conn.cursor() as cur:
+            cur.execute(sql)
+            return int(cur.fetchone()[0])
+    except Exception:  # noqa: BLE001 -- table not there yet
+        return 0
+
+
+def wait_for_count(mariadb: MariaDB, database: str, sql: str, timeout: float) -> bool:
+    """Polls ``sql`` (a COUNT) until it is not 0 or ``timeout``; whether it got there."""
+    return wait_for(lambda: count_now(mariadb, database, sql) > 0, timeout=timeout, step=0.05)
 
 
 def assert_preserved(before: dict[str, Any], after: dict[str, Any]) -> None:

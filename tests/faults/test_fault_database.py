@@ -19,12 +19,14 @@ from .faultlib import (
     EXIT_UNREACHABLE,
     assert_preserved,
     assert_unchanged,
+    count_now,
     errors_of,
     run,
     snapshot,
     state_of,
+    wait_for_count,
 )
-from .tcpproxy import TcpProxy
+from .tcpproxy import TcpProxy, wait_for
 
 
 def test_refuses_for_seconds_then_accepts(
@@ -181,22 +183,14 @@ def test_every_connection_cut_while_step_runs(
         "setupSuperUser": "SELECT COUNT(*) FROM matomo_user WHERE superuser_access = 1",
         "firstWebsiteSetup": "SELECT COUNT(*) FROM matomo_site",
     }  # fmt: skip
-    deadline = time.monotonic() + 20
-    seen = False
-    while time.monotonic() < deadline and not seen:
+
+    def step_did_its_work() -> bool:
         if step == "finished":
             text = (fault_root / "config" / "config.ini.php")
-            seen = text.exists() and "installation_in_progress" not in text.read_text()
-        else:
-            try:
-                with mariadb.root(mariadb_database) as conn, conn.cursor() as cur:
-                    cur.execute(checks[step])
-                    seen = bool(cur.fetchone()[0])
-            except Exception:  # noqa: BLE001 -- table not there yet
-                seen = False
-        if not seen:
-            time.sleep(0.05)
-    assert seen, f"{step} never did its work: {hook.lines}"
+            return text.exists() and "installation_in_progress" not in text.read_text()
+        return count_now(mariadb, mariadb_database, checks[step]) > 0
+
+    assert wait_for(step_did_its_work, timeout=20, step=0.05), f"{step} never did its work: {hook.lines}"
     time.sleep(0.2)  # the stand-in is now holding the answer
     assert db_proxy.cut_all() >= 1
     fault_standin.release.set()
@@ -225,17 +219,8 @@ def test_lock_lost_mid_install_second_hook_enters(
 
     fault_standin.faults = Faults(hang_after=["setupSuperUser"])
     a = Running.start(fault_env, "install")
-    deadline = time.monotonic() + 20
-    found = 0
-    while time.monotonic() < deadline and not found:
-        try:
-            with mariadb.root(mariadb_database) as conn, conn.cursor() as cur:
-                cur.execute("SELECT COUNT(*) FROM matomo_user WHERE superuser_access = 1")
-                found = cur.fetchone()[0]
-        except Exception:  # noqa: BLE001 -- table not there yet
-            found = 0
-        time.sleep(0.05)
-    assert found, a.lines
+    superusers = "SELECT COUNT(*) FROM matomo_user WHERE superuser_access = 1"
+    assert wait_for_count(mariadb, mariadb_database, superusers, timeout=20), a.lines
     time.sleep(0.2)
     db_proxy.cut_all()
     fault_standin.faults = Faults()  # B's requests are answered at once
@@ -246,7 +231,7 @@ def test_lock_lost_mid_install_second_hook_enters(
     first = a.finish(timeout=60)
     # the database is right whatever A did
     with mariadb.root(mariadb_database) as conn, conn.cursor() as cur:
-        cur.execute("SELECT COUNT(*) FROM matomo_user WHERE superuser_access = 1")
+        cur.execute(superusers)
         assert cur.fetchone()[0] == 1
         cur.execute("SELECT COUNT(*) FROM matomo_site")
         assert cur.fetchone()[0] == 1

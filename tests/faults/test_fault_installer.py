@@ -19,6 +19,7 @@ from .faultlib import (
     run,
     snapshot,
     state_of,
+    wait_for_count,
 )
 
 STEPS = ["tablesCreation", "setupSuperUser", "firstWebsiteSetup", "finished"]
@@ -140,12 +141,7 @@ def test_killed_while_installer_holds_the_answer(
     fault_standin.faults = Faults(hang_after=["setupSuperUser"])
     hook = Running.start(fault_env, "install")
     hook.wait_event(lambda e: e.get("event") == "step_done" and e.get("step") == "tablesCreation")
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        with mariadb.root(mariadb_database) as conn, conn.cursor() as cur:
-            cur.execute("SELECT COUNT(*) FROM matomo_user WHERE superuser_access = 1")
-            if cur.fetchone()[0]:
-                break
-        time.sleep(0.05)
+    wait_for_count(mariadb, mariadb_database,
+                   "SELECT COUNT(*) FROM matomo_user WHERE superuser_access = 1", timeout=15)
     hook.kill()
     rerun_finishes(fault_env, fault_standin, mariadb, mariadb_database, before)

@@ -87,12 +87,8 @@ class Cluster:
         return self.cp.get(f"/apis/apps/v1/namespaces/{self.ns}/deployments/{name}")  # type: ignore[no-any-return]
 
     def wait_available(self, name: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.get(name).get("status", {}).get("availableReplicas") == 1:
-                return
-            time.sleep(0.2)
-        raise AssertionError(f"{name} never became available")
+        self.cp.wait_for(lambda: self.get(name).get("status", {}).get("availableReplicas") == 1,
+                         timeout, f"{name} available")
 
 
 @pytest.fixture(scope="module")
