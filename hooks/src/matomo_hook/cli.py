@@ -8,10 +8,9 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import pymysql.err
-
-from . import __version__, database, logs
+from . import __version__, logs
 from .config import ENV_VARS, Settings, load
 from .errors import (
     EXIT_CONFIG,
@@ -22,6 +21,9 @@ from .errors import (
     HookError,
     UnreachableError,
 )
+
+if TYPE_CHECKING:
+    from .database import Connection
 
 EXIT_DOC = f"""exit codes:
   {EXIT_OK}  done (also: nothing to do)
@@ -84,6 +86,11 @@ def _print_state(data: dict[str, object]) -> None:
 
 
 def _db_sequence(settings: Settings, command: str) -> None:
+    # pymysql only for the commands that use the database (not --help, not roll)
+    import pymysql.err  # noqa: PLC0415
+
+    from . import database  # noqa: PLC0415
+
     code = None
     if command in ("upgrade", "run"):
         from . import upgrade  # noqa: PLC0415
@@ -102,21 +109,24 @@ def _db_sequence(settings: Settings, command: str) -> None:
 
 
 def _locked_sequence(
-    settings: Settings, command: str, conn: database.Connection, code: str | None
+    settings: Settings, command: str, conn: Connection, code: str | None
 ) -> None:
     if command == "status":
         st = conn.state()
         logs.event("status", state=st.state, step="status")
         _print_state(st.public())
         return
-    from . import installer, upgrade  # noqa: PLC0415  (httpx only when acting)
-
+    # each command imports only the module it runs (and httpx only when a step is due)
     with conn.lock(settings.db.lock_timeout):
         st = conn.state()
         logs.event("status", step="status", **st.public())
         if command in ("install", "run"):
+            from . import installer  # noqa: PLC0415
+
             st = installer.install(settings, conn, st)
         if command in ("upgrade", "run") and code is not None:
+            from . import upgrade  # noqa: PLC0415
+
             st = upgrade.upgrade(settings, conn, st, code)
     _print_state(st.public())
 

@@ -19,14 +19,16 @@ import re
 import tempfile
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import httpx
 
 from . import logs
 from .config import Settings
 from .database import INSTALLED, Connection, State
 from .errors import ConfigError, RefusedError, UnreachableError
+
+if TYPE_CHECKING:
+    import httpx
 
 ALREADY_INSTALLED = 'id="piwik-is-already-installed"'
 
@@ -143,9 +145,18 @@ def matomo_errors(body: str, warnings: bool = True) -> list[str]:
 
 
 class Installer:
-    """HTTP client for the installer in the same pod."""
+    """HTTP client for the installer in the same pod: one keep-alive HTTP/1.1
+    connection for every step.
+
+    httpx is imported here, when a step is due, not with the module: ``run`` on an
+    installed database never pays for it. ``trust_env=False``: the sidecar is on
+    localhost, so no proxy or certificate settings from the environment apply (and
+    reading them costs more than the requests). Certificates are loaded only for
+    an https installer URL; plain http needs none."""
 
     def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
+        import httpx  # noqa: PLC0415
+
         self.settings = settings
         self.deadline = time.monotonic() + settings.installer_timeout
         self.client = httpx.Client(
@@ -154,12 +165,16 @@ class Installer:
             timeout=httpx.Timeout(min(120.0, settings.installer_timeout)),
             transport=transport,
             headers={"User-Agent": "matomo-hook"},
+            trust_env=False,
+            verify=urlsplit(settings.installer_url).scheme == "https",
         )
 
     def close(self) -> None:
         self.client.close()
 
     def request(self, step: str, method: str, data: dict[str, str] | None = None) -> httpx.Response:
+        import httpx  # noqa: PLC0415 -- loaded by __init__ already
+
         params = {"module": "Installation", "action": step}
         start = time.monotonic()
         delay = 0.5
@@ -248,42 +263,38 @@ class Installer:
         ):
             raise RefusedError(f"reuseTables redirected to {resp.headers.get('location')!r}")
 
+    def submit(self, step: str, form: dict[str, str], redirect_to: tuple[str, ...]) -> None:
+        """POSTs one of the installer's forms; Matomo answers a valid form with a
+        redirect to the next step (anything else is RefusedError)."""
+        self.check(step, self.request(step, "POST", form), redirect_to)
+
     def setup_superuser(self) -> None:
         su = self.settings.superuser
         assert su is not None
-        resp = self.request(
-            "setupSuperUser",
-            "POST",
-            {
-                "login": su.login,
-                "password": su.password,
-                "password_bis": su.password,
-                "email": su.email,
-                "subscribe_newsletter_piwikorg": "0",
-                "subscribe_newsletter_professionalservices": "0",
-            },
-        )
-        self.check("setupSuperUser", resp, ("action=firstWebsiteSetup",))
+        form = {
+            "login": su.login,
+            "password": su.password,
+            "password_bis": su.password,
+            "email": su.email,
+            "subscribe_newsletter_piwikorg": "0",
+            "subscribe_newsletter_professionalservices": "0",
+        }
+        self.submit("setupSuperUser", form, ("action=firstWebsiteSetup",))
 
     def first_website(self) -> None:
         site = self.settings.site
         assert site is not None
-        resp = self.request(
-            "firstWebsiteSetup",
-            "POST",
-            {
-                "siteName": site.name,
-                "url": site.url,
-                "timezone": site.timezone,
-                "ecommerce": str(site.ecommerce),
-            },
-        )
-        self.check("firstWebsiteSetup", resp, ("action=trackingCode", "action=finished"))
+        form = {
+            "siteName": site.name,
+            "url": site.url,
+            "timezone": site.timezone,
+            "ecommerce": str(site.ecommerce),
+        }
+        self.submit("firstWebsiteSetup", form, ("action=trackingCode", "action=finished"))
 
     def finished(self) -> None:
         # The defaults the form shows checked (FormDefaultSettings + PrivacyManager).
-        resp = self.request("finished", "POST", {"do_not_track": "1", "anonymise_ip": "1"})
-        self.check("finished", resp, ("index.php",))
+        self.submit("finished", {"do_not_track": "1", "anonymise_ip": "1"}, ("index.php",))
 
 
 def plan(st: State) -> list[str]:
