@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fixtures.mariadb import MariaDB
-from hook.conftest import ALL_OUTPUT, SECRET_SALT, SUPERUSER_PASSWORD, Result, hook_command
+from fixtures.hookrun import SECRET_SALT, SUPERUSER_PASSWORD, Result, hook_command, run_hook
 
 from .tcpproxy import wait_for
 
@@ -99,12 +99,8 @@ def errors_of(res: Result) -> list[str]:
 
 
 def run(env: dict[str, str], *args: str, timeout: float = 120) -> Result:
-    proc = subprocess.run(
-        [*hook_command(), *args], env=env, capture_output=True, text=True, timeout=timeout,
-        check=False,
-    )  # fmt: skip
-    ALL_OUTPUT.extend([proc.stdout, proc.stderr])
-    res = Result(proc.returncode, proc.stdout, proc.stderr)
+    """``run_hook``, and no secret and no unredacted traceback in its output."""
+    res = run_hook(env, *args, timeout=timeout)
     assert_no_secret(env, res.stdout, res.stderr)
     assert "Traceback" not in res.stderr or '"traceback"' in res.stderr, res.stderr
     return res
@@ -176,7 +172,6 @@ class Running:
         self.proc.wait(timeout)
         time.sleep(0.05)
         res = Result(self.proc.returncode, out or "", "".join(self.lines))
-        ALL_OUTPUT.extend([res.stdout, res.stderr])
         assert_no_secret(self.env, res.stdout, res.stderr)
         return res
 

@@ -24,7 +24,7 @@ from .faultlib import (
 
 
 @pytest.mark.parametrize("count", [2, 5])
-def test_hooks_at_once(count: int, fault_env: dict[str, str], fault_standin: StandIn,
+def test_hooks_at_once(count: int, fault_env: dict[str, str], standin: StandIn,
                        mariadb: MariaDB, mariadb_database: str) -> None:  # fmt: skip
     """before: empty. fault: ``count`` hooks start at the same moment.
     after: all exit 0 and report installed; the installer saw each step once;
@@ -34,7 +34,7 @@ def test_hooks_at_once(count: int, fault_env: dict[str, str], fault_standin: Sta
     for res in results:
         assert res.returncode == EXIT_OK, res.stderr
         assert state_of(res)["state"] == "installed"  # type: ignore[index]
-    actions = fault_standin.actions()
+    actions = standin.actions()
     assert actions == ["tablesCreation", "setupSuperUser", "firstWebsiteSetup", "finished"], actions
     with mariadb.root(mariadb_database) as conn, conn.cursor() as cur:
         cur.execute("SELECT COUNT(*) FROM matomo_user WHERE superuser_access = 1")
@@ -43,17 +43,17 @@ def test_hooks_at_once(count: int, fault_env: dict[str, str], fault_standin: Sta
         assert cur.fetchone()[0] == 1
 
 
-def test_hooks_at_once_on_installed(fault_env: dict[str, str], fault_standin: StandIn,
+def test_hooks_at_once_on_installed(fault_env: dict[str, str], standin: StandIn,
                                     mariadb: MariaDB, mariadb_database: str) -> None:  # fmt: skip
     """before: installed. fault: five hooks at once. after: all exit 0, nothing
     was sent to the installer, every table byte-for-byte the same."""
     assert run(fault_env, "install").returncode == EXIT_OK
     before = snapshot(mariadb, mariadb_database)
-    fault_standin.requests.clear()
+    standin.requests.clear()
     hooks = [Running.start(fault_env, "install") for _ in range(5)]
     for res in [h.finish(timeout=120) for h in hooks]:
         assert res.returncode == EXIT_OK, res.stderr
-    assert fault_standin.requests == []
+    assert standin.requests == []
     assert_unchanged(before, snapshot(mariadb, mariadb_database))
 
 
@@ -94,7 +94,7 @@ def names(setting: str, message: str) -> bool:
 @pytest.mark.parametrize("command", ["install", "run"])
 def test_refused_before_any_write(
     command: str, change: dict[str, str], code: int, setting: str, fault_env: dict[str, str],
-    fault_standin: StandIn, fault_root: Path, mariadb: MariaDB, mariadb_database: str,
+    standin: StandIn, matomo_root: Path, mariadb: MariaDB, mariadb_database: str,
 ) -> None:  # fmt: skip
     """before: empty database, no config. fault: one bad setting. after: the
     documented exit code, one message naming the setting, no request to the
@@ -106,8 +106,8 @@ def test_refused_before_any_write(
     errors = errors_of(res)
     assert len(errors) == 1, res.stderr
     assert names(setting, errors[0]), errors[0]
-    assert fault_standin.requests == []
-    assert config_text(fault_root) == ""
+    assert standin.requests == []
+    assert config_text(matomo_root) == ""
     assert_unchanged(before, snapshot(mariadb, mariadb_database))
 
 

@@ -47,7 +47,7 @@ def test_refuses_for_seconds_then_accepts(
 
 def test_refuses_past_the_deadline(
     fault_env: dict[str, str], db_proxy: TcpProxy, mariadb: MariaDB, mariadb_database: str,
-    fault_standin: StandIn,
+    standin: StandIn,
 ) -> None:  # fmt: skip
     """before: empty. fault: refused longer than MATOMO_HOOK_DB_TIMEOUT=2.
     after: exit 3 naming the database and the deadline; nothing written."""
@@ -58,7 +58,7 @@ def test_refuses_past_the_deadline(
     assert res.returncode == EXIT_UNREACHABLE, res.stderr
     message = " ".join(errors_of(res))
     assert "database" in message and "MATOMO_HOOK_DB_TIMEOUT" in message, message
-    assert fault_standin.requests == []
+    assert standin.requests == []
     assert_unchanged(before, snapshot(mariadb, mariadb_database))
 
 
@@ -146,7 +146,7 @@ def test_hook_connection_cut(
 
 def test_cut_after_bytes_mid_packet(
     fault_env: dict[str, str], db_proxy: TcpProxy, mariadb: MariaDB, mariadb_database: str,
-    fault_root: Path,
+    matomo_root: Path,
 ) -> None:  # fmt: skip
     """before: installed. fault: the first connection is cut after 300 bytes from
     the server (in the middle of the handshake/first answer). after: `status`
@@ -163,8 +163,8 @@ def test_cut_after_bytes_mid_packet(
 
 @pytest.mark.parametrize("step", ["tablesCreation", "setupSuperUser", "firstWebsiteSetup", "finished"])
 def test_every_connection_cut_while_step_runs(
-    step: str, fault_env: dict[str, str], db_proxy: TcpProxy, fault_standin: StandIn,
-    mariadb: MariaDB, mariadb_database: str, fault_root: Path,
+    step: str, fault_env: dict[str, str], db_proxy: TcpProxy, standin: StandIn,
+    mariadb: MariaDB, mariadb_database: str, matomo_root: Path,
 ) -> None:  # fmt: skip
     """before: empty. fault: while the installer holds ``step``'s answer (its work
     done), every database connection through the proxy is cut, including the
@@ -175,7 +175,7 @@ def test_every_connection_cut_while_step_runs(
     from .faultlib import Running
 
     before = snapshot(mariadb, mariadb_database)
-    fault_standin.faults = Faults(hang_after=[step])
+    standin.faults = Faults(hang_after=[step])
     hook = Running.start(fault_env, "install")
     checks = {
         "tablesCreation": "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
@@ -186,17 +186,17 @@ def test_every_connection_cut_while_step_runs(
 
     def step_did_its_work() -> bool:
         if step == "finished":
-            text = (fault_root / "config" / "config.ini.php")
+            text = (matomo_root / "config" / "config.ini.php")
             return text.exists() and "installation_in_progress" not in text.read_text()
         return count_now(mariadb, mariadb_database, checks[step]) > 0
 
     assert wait_for(step_did_its_work, timeout=20, step=0.05), f"{step} never did its work: {hook.lines}"
     time.sleep(0.2)  # the stand-in is now holding the answer
     assert db_proxy.cut_all() >= 1
-    fault_standin.release.set()
+    standin.release.set()
     first = hook.finish(timeout=60)
     assert first.returncode in (EXIT_OK, EXIT_UNREACHABLE), first.stderr
-    fault_standin.faults = Faults()
+    standin.faults = Faults()
     mid = snapshot(mariadb, mariadb_database)
     assert_preserved(before, mid)
     second = run(fault_env, "install")
@@ -206,7 +206,7 @@ def test_every_connection_cut_while_step_runs(
 
 
 def test_lock_lost_mid_install_second_hook_enters(
-    fault_env: dict[str, str], db_proxy: TcpProxy, fault_standin: StandIn, mariadb: MariaDB,
+    fault_env: dict[str, str], db_proxy: TcpProxy, standin: StandIn, mariadb: MariaDB,
     mariadb_database: str,
 ) -> None:  # fmt: skip
     """before: empty. fault: hook A's connection (and with it the advisory lock)
@@ -217,17 +217,17 @@ def test_lock_lost_mid_install_second_hook_enters(
 
     from .faultlib import Running
 
-    fault_standin.faults = Faults(hang_after=["setupSuperUser"])
+    standin.faults = Faults(hang_after=["setupSuperUser"])
     a = Running.start(fault_env, "install")
     superusers = "SELECT COUNT(*) FROM matomo_user WHERE superuser_access = 1"
     assert wait_for_count(mariadb, mariadb_database, superusers, timeout=20), a.lines
     time.sleep(0.2)
     db_proxy.cut_all()
-    fault_standin.faults = Faults()  # B's requests are answered at once
+    standin.faults = Faults()  # B's requests are answered at once
     b = run(fault_env, "install")
     assert b.returncode == EXIT_OK, b.stderr
     assert state_of(b)["state"] == "installed"  # type: ignore[index]
-    fault_standin.release.set()
+    standin.release.set()
     first = a.finish(timeout=60)
     # the database is right whatever A did
     with mariadb.root(mariadb_database) as conn, conn.cursor() as cur:
