@@ -52,14 +52,26 @@ have() { # have <stamp-name> <binaries...>
   return 0
 }
 
-# --- kube-apiserver, kube-controller-manager, kubectl --------------------------
-build_kubernetes() {
-  local stamp="kubernetes-${K8S_VERSION}"
-  if have "${stamp}" kube-apiserver kube-controller-manager kube-scheduler kubectl; then
-    log "kubernetes ${K8S_VERSION}: up to date"
+# build <name> <version> <build-function> <binaries...>: runs the function
+# unless have <name>-<version> <binaries...>; then that stamp replaces any
+# older one of <name>.
+build() {
+  local name=$1 version=$2 fn=$3
+  shift 3
+  local stamp="${name}-${version}"
+  if have "${stamp}" "$@"; then
+    log "${name} ${version}: up to date"
     return
   fi
   local t0=${SECONDS}
+  "${fn}"
+  rm -f "${STAMPS}/${name}"-*
+  touch "${STAMPS}/${stamp}"
+  log "${name} ${version}: built in $((SECONDS - t0))s"
+}
+
+# --- kube-apiserver, kube-controller-manager, kubectl --------------------------
+build_kubernetes() {
   local staging_version="v0${K8S_VERSION#v1}" # v1.31.14 -> v0.31.14
   log "kubernetes ${K8S_VERSION}: downloading the module"
   local dir
@@ -89,21 +101,12 @@ build_kubernetes() {
   (cd "${src}" && GOFLAGS="${GOFLAGS} -mod=mod" go build -trimpath -ldflags "${ldflags}" \
     -o "${BIN}/" ./cmd/kube-apiserver ./cmd/kube-controller-manager ./cmd/kube-scheduler ./cmd/kubectl)
   rm -rf "${src}"
-  rm -f "${STAMPS}"/kubernetes-*
-  touch "${STAMPS}/${stamp}"
-  log "kubernetes ${K8S_VERSION}: built in $((SECONDS - t0))s"
 }
 
 # --- etcd ----------------------------------------------------------------------
 # go.etcd.io/etcd/server/v3 has ../ replace directives, so `go install` refuses
 # it; a two-line main in our own module builds the same etcdmain.
 build_etcd() {
-  local stamp="etcd-${ETCD_VERSION}"
-  if have "${stamp}" etcd; then
-    log "etcd ${ETCD_VERSION}: up to date"
-    return
-  fi
-  local t0=${SECONDS}
   local src="${BUILD}/etcd-${ETCD_VERSION}"
   rm -rf "${src}"
   mkdir -p "${src}"
@@ -127,25 +130,13 @@ EOF
     go build -trimpath -ldflags "-s -w" -o "${BIN}/etcd" .
   )
   rm -rf "${src}"
-  rm -f "${STAMPS}"/etcd-*
-  touch "${STAMPS}/${stamp}"
-  log "etcd ${ETCD_VERSION}: built in $((SECONDS - t0))s"
 }
 
 # --- kwok ----------------------------------------------------------------------
 build_kwok() {
-  local stamp="kwok-${KWOK_VERSION}"
-  if have "${stamp}" kwok; then
-    log "kwok ${KWOK_VERSION}: up to date"
-    return
-  fi
-  local t0=${SECONDS}
   (cd "${BUILD}" && GOBIN="${BIN}" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@${KWOK_VERSION}")
-  rm -f "${STAMPS}"/kwok-*
-  touch "${STAMPS}/${stamp}"
-  log "kwok ${KWOK_VERSION}: built in $((SECONDS - t0))s"
 }
 
-build_etcd
-build_kwok
-build_kubernetes
+build etcd "${ETCD_VERSION}" build_etcd etcd
+build kwok "${KWOK_VERSION}" build_kwok kwok
+build kubernetes "${K8S_VERSION}" build_kubernetes kube-apiserver kube-controller-manager kube-scheduler kubectl
