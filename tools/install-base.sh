@@ -173,24 +173,24 @@ build_ct() {
   stamp_set_key ct "${key}"
 }
 
+# go_install <tool> <version> <package> <ldflags>: `go install <package>@<version>`
+# into .tools/bin (stripped, plus <ldflags>), stamped by the version.
+go_install() {
+  local tool=$1 version=$2 package=$3 ldflags=$4
+  if stamp_ok "${tool}.${version}" && [[ -x "${BIN}/${tool}" ]]; then return 0; fi
+  log "building ${tool} ${version}"
+  GOBIN="${BIN}" CGO_ENABLED=0 "${GO}" install -trimpath -ldflags "-s -w ${ldflags}" "${package}@${version}"
+  stamp_set_key "${tool}" "${version}"
+}
+
 build_helm_docs() {
-  local key="${HELM_DOCS_VERSION}"
-  if stamp_ok "helm-docs.${key}" && [[ -x "${BIN}/helm-docs" ]]; then return 0; fi
-  log "building helm-docs ${HELM_DOCS_VERSION}"
-  GOBIN="${BIN}" CGO_ENABLED=0 "${GO}" install -trimpath \
-    -ldflags "-s -w -X main.version=${HELM_DOCS_VERSION#v}" \
-    "github.com/norwoodj/helm-docs/cmd/helm-docs@${HELM_DOCS_VERSION}"
-  stamp_set_key helm-docs "${key}"
+  go_install helm-docs "${HELM_DOCS_VERSION}" github.com/norwoodj/helm-docs/cmd/helm-docs \
+    "-X main.version=${HELM_DOCS_VERSION#v}"
 }
 
 build_actionlint() {
-  local key="${ACTIONLINT_VERSION}"
-  if stamp_ok "actionlint.${key}" && [[ -x "${BIN}/actionlint" ]]; then return 0; fi
-  log "building actionlint ${ACTIONLINT_VERSION}"
-  GOBIN="${BIN}" CGO_ENABLED=0 "${GO}" install -trimpath \
-    -ldflags "-s -w -X github.com/rhysd/actionlint.version=${ACTIONLINT_VERSION}" \
-    "github.com/rhysd/actionlint/cmd/actionlint@${ACTIONLINT_VERSION}"
-  stamp_set_key actionlint "${key}"
+  go_install actionlint "${ACTIONLINT_VERSION}" github.com/rhysd/actionlint/cmd/actionlint \
+    "-X github.com/rhysd/actionlint.version=${ACTIONLINT_VERSION}"
 }
 
 # ---------------------------------------------------------------- Python
