@@ -3,6 +3,7 @@ module called `conftest` would clash with tests/conftest.py)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -25,3 +26,11 @@ def run_helm(helm: str, *args: str, timeout: float = 120) -> subprocess.Complete
     return subprocess.run(
         [helm, *args], capture_output=True, text=True, timeout=timeout, check=False
     )
+
+
+def php_parse_ini(php: str, path: Path) -> dict:
+    """``path`` read by PHP's INI parser (what Matomo's IniReader uses), sections kept."""
+    code = "echo json_encode(parse_ini_string(file_get_contents($argv[1]), true));"
+    result = subprocess.run([php, "-r", code, str(path)], capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 0 and result.stdout not in ("", "false"), result.stderr
+    return json.loads(result.stdout)

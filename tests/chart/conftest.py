@@ -11,9 +11,18 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
+def _tool(name: str, hint: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not {hint}")
+    return path
+
+
 @pytest.fixture(scope="session")
 def helm() -> str:
-    path = shutil.which("helm")
-    if path is None:
-        pytest.skip("helm is not on PATH: run ./dev tools (or put helm 3.x on PATH) to run the chart tests")
-    return path
+    return _tool("helm", "on PATH: run ./dev tools (or put helm 3.x on PATH) to run the chart tests")
+
+
+@pytest.fixture(scope="session")
+def php() -> str:
+    return _tool("php", "installed (apt-get install php-cli to run this test)")

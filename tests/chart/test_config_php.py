@@ -4,33 +4,18 @@ chart promises. Skipped when php is not installed."""
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from chartlib import CHART, KUBE_VERSION, VALUES_FILES, run_helm
-
-PARSE = 'echo json_encode(parse_ini_string(file_get_contents($argv[1]), true));'
-
-
-@pytest.fixture(scope="module")
-def php() -> str:
-    path = shutil.which("php")
-    if path is None:
-        pytest.skip("php is not installed (apt-get install php-cli to run this test)")
-    return path
+from chartlib import CHART, KUBE_VERSION, VALUES_FILES, php_parse_ini, run_helm
 
 
 def _parse(php: str, text: str, tmp_path: Path, name: str) -> dict:
     f = tmp_path / name
     f.write_text(text)
-    result = subprocess.run([php, "-r", PARSE, str(f)], capture_output=True, text=True, timeout=30, check=False)
-    assert result.returncode == 0 and result.stdout not in ("", "false"), result.stderr
-    return json.loads(result.stdout)
+    return php_parse_ini(php, f)
 
 
 @pytest.mark.parametrize("values_file", VALUES_FILES, ids=lambda p: str(p.relative_to(CHART.parents[1])))
