@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 import subprocess
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import pytest
@@ -151,17 +151,29 @@ def validate_object(obj: dict) -> list[str]:
     return errors
 
 
-def render(helm: str, values_file: Path | None) -> list[dict]:
+@cache
+def _render_text(helm: str, values_file: Path | None) -> str:
+    """`helm template` once per values file for the whole module (the chart does not change meanwhile)."""
     args = ["template", "matomo", str(CHART), "--kube-version", KUBE_VERSION, "--namespace", "analytics"]
     if values_file is not None:
         args += ["-f", str(values_file)]
     result = run_helm(helm, *args)
     assert result.returncode == 0, result.stderr
-    return [d for d in yaml.safe_load_all(result.stdout) if d]
+    return result.stdout
 
 
-@pytest.mark.parametrize("values_file", [None, *VALUES_FILES],
-                         ids=lambda p: "defaults" if p is None else str(p.relative_to(CHART.parents[1])))
+def render(helm: str, values_file: Path | None) -> list[dict]:
+    return [d for d in yaml.safe_load_all(_render_text(helm, values_file)) if d]
+
+
+# the chart defaults, then every values file
+EVERY_VALUES_FILE = pytest.mark.parametrize(
+    "values_file", [None, *VALUES_FILES],
+    ids=lambda p: "defaults" if p is None else str(p.relative_to(CHART.parents[1])),
+)
+
+
+@EVERY_VALUES_FILE
 def test_rendered_manifests_validate_strictly(helm: str, values_file: Path | None) -> None:
     _spec()
     docs = render(helm, values_file)
@@ -193,8 +205,7 @@ def _pod_specs(doc: dict):
         yield doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
 
 
-@pytest.mark.parametrize("values_file", [None, *VALUES_FILES],
-                         ids=lambda p: "defaults" if p is None else str(p.relative_to(CHART.parents[1])))
+@EVERY_VALUES_FILE
 def test_every_container_is_restricted_non_root_and_read_only(helm: str, values_file: Path | None) -> None:
     """Pod Security Standard "restricted", plus a read-only root filesystem
     for every container (init containers and native sidecars included)."""
@@ -228,8 +239,7 @@ def test_every_container_is_restricted_non_root_and_read_only(helm: str, values_
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.parametrize("values_file", [None, *VALUES_FILES],
-                         ids=lambda p: "defaults" if p is None else str(p.relative_to(CHART.parents[1])))
+@EVERY_VALUES_FILE
 def test_mounts_name_existing_volumes_and_native_sidecars_are_well_formed(helm: str, values_file: Path | None) -> None:
     """What the OpenAPI schema cannot see: every volumeMount names a volume of
     the pod, port names are unique, only native sidecars (restartPolicy
