@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fixtures.controlplane import BIN_DIRS, ApiError, ControlPlane  # noqa: E402
+from fixtures.controlplane import ApiError, ControlPlane  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "matomo"
@@ -35,20 +35,9 @@ POD_SECURITY = {
     "test": "restricted",
 }
 # the namespace enforces the strictest level every component of a values file claims
-NAMESPACE_LEVEL = {
-    "local": "restricted" if POD_SECURITY["database"] == "restricted" else POD_SECURITY["database"],
-    "prod": "restricted",
-}
+NAMESPACE_LEVEL = {"local": POD_SECURITY["database"], "prod": "restricted"}
 
 _counter = itertools.count()
-
-
-def find_tool(name: str) -> str | None:
-    for d in [*BIN_DIRS, Path("/tmp/k8s-bin")]:
-        p = d / name
-        if p.is_file() and os.access(p, os.X_OK):
-            return str(p)
-    return shutil.which(name)
 
 
 class HelmError(AssertionError):
@@ -87,17 +76,14 @@ class Helm:
     def status(self, namespace: str) -> dict[str, Any]:
         return dict(json.loads(self.run("status", RELEASE, "-n", namespace, "-o", "json").stdout))
 
+    @functools.cached_property
+    def kube_version(self) -> str:
+        """The API server's version (`helm template` renders for it), asked once."""
+        return str(self.cp.get("/version")["gitVersion"]).split("-")[0]
+
     def template(self, values: Path, namespace: str, *extra: str) -> str:
         return self.run("template", RELEASE, str(CHART), "-n", namespace, "-f", str(values),
-                        "--kube-version", self.cp.server_version(), *extra).stdout
-
-
-def _server_version(cp: ControlPlane) -> str:
-    v = cp.get("/version")
-    return str(v["gitVersion"]).split("-")[0]
-
-
-ControlPlane.server_version = _server_version  # type: ignore[attr-defined]
+                        "--kube-version", self.kube_version, *extra).stdout
 
 
 @dataclass

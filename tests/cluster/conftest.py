@@ -12,13 +12,13 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from clusterlib import CHART, Helm, _counter, find_tool  # noqa: E402
-from fixtures.controlplane import ControlPlane  # noqa: E402
+from clusterlib import CHART, Helm, _counter  # noqa: E402
+from fixtures.controlplane import ControlPlane, find_binary  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def helm(controlplane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Helm:
-    binary = find_tool("helm")
+    binary = find_binary("helm")
     if not binary:
         pytest.fail("helm not found: run `./dev tools` (it installs helm into .tools/bin)")
     if not (CHART / "Chart.yaml").is_file():

@@ -26,7 +26,6 @@ from clusterlib import (
     Helm,
     Recorder,
     deployment_available,
-    find_tool,
     job_succeeded,
     leftover_objects,
     recording,
@@ -34,7 +33,7 @@ from clusterlib import (
     wait_until,
 )
 
-from fixtures.controlplane import ControlPlane
+from fixtures.controlplane import ControlPlane, find_binary
 
 HOOK = f"{F}-hook"
 
@@ -266,7 +265,7 @@ def test_hook_token_permissions(step: Release, namespaces: Callable[..., str]) -
 
 def test_hook_roll_restarts_deployment(step: Release, tmp_path: Path) -> None:
     rel = step
-    hook_bin = find_tool("matomo-hook") or (
+    hook_bin = find_binary("matomo-hook") or (
         str(REPO / ".tools/venv/bin/matomo-hook") if (REPO / ".tools/venv/bin/matomo-hook").exists() else None)
     if not hook_bin:
         pytest.skip("matomo-hook is not installed (./dev tools installs hooks/ into .tools/venv)")
