@@ -1,0 +1,127 @@
+{{/* Containers and volumes shared by several pods (init container, Cloud SQL Auth Proxy sidecar). */}}
+
+{{/*
+Cloud SQL Auth Proxy v2 as a native sidecar (an initContainer with restartPolicy Always).
+Call with the root context.
+*/}}
+{{- define "matomo.cloudsqlProxy" -}}
+{{- $c := .Values.database.cloudsql }}
+- name: cloud-sql-proxy
+  image: {{ include "matomo.proxyImage" . }}
+  imagePullPolicy: {{ $c.image.pullPolicy }}
+  restartPolicy: Always
+  args:
+    - --structured-logs
+    - --port=3306
+    - --health-check
+    - --http-address=0.0.0.0
+    - --http-port=9801
+    - --exit-zero-on-sigterm
+    - --quitquitquit
+    - --admin-port=9092
+    {{- if $c.privateIP }}
+    - --private-ip
+    {{- end }}
+    {{- if $c.autoIAMAuthn }}
+    - --auto-iam-authn
+    {{- end }}
+    {{- if $c.credentials.existingSecret }}
+    - --credentials-file=/var/run/secrets/cloudsql/{{ $c.credentials.key }}
+    {{- end }}
+    {{- range $c.extraArgs }}
+    - {{ . | quote }}
+    {{- end }}
+    - {{ required "database.cloudsql.instanceConnectionName is required when database.mode is cloudsql" $c.instanceConnectionName | quote }}
+  ports:
+    - name: proxy-health
+      containerPort: 9801
+      protocol: TCP
+  startupProbe:
+    httpGet:
+      path: /startup
+      port: proxy-health
+    periodSeconds: 1
+    timeoutSeconds: 5
+    failureThreshold: 60
+  livenessProbe:
+    httpGet:
+      path: /liveness
+      port: proxy-health
+    periodSeconds: 10
+    timeoutSeconds: 5
+    failureThreshold: 3
+  lifecycle:
+    preStop:
+      exec:
+        command: ["/cloud-sql-proxy", "shutdown", "--admin-port", "9092"]
+  {{- with $c.resources }}
+  resources:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  securityContext:
+    {{- toYaml $c.securityContext | nindent 4 }}
+  {{- if $c.credentials.existingSecret }}
+  volumeMounts:
+    - name: cloudsql-credentials
+      mountPath: /var/run/secrets/cloudsql
+      readOnly: true
+  {{- end }}
+{{- end }}
+
+{{/* Volumes needed by the proxy sidecar. */}}
+{{- define "matomo.cloudsqlVolumes" -}}
+{{- if and (eq .Values.database.mode "cloudsql") .Values.database.cloudsql.credentials.existingSecret }}
+- name: cloudsql-credentials
+  secret:
+    secretName: {{ .Values.database.cloudsql.credentials.existingSecret }}
+    defaultMode: 0440
+{{- end }}
+{{- end }}
+
+{{/* Env of matomo-init.sh (password and salt from secretKeyRefs). */}}
+{{- define "matomo.initEnv" -}}
+- name: MATOMO_DATABASE_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "matomo.databaseSecretName" . }}
+      key: {{ include "matomo.databaseSecretKey" . }}
+- name: MATOMO_SALT
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "matomo.saltSecretName" . }}
+      key: {{ include "matomo.saltSecretKey" . }}
+{{- end }}
+
+{{/*
+The init container of Matomo pods: copies the code into the emptyDir and
+writes the local config.ini.php. Call with (dict "root" $ "writeConfig" bool "name" "...").
+*/}}
+{{- define "matomo.initContainer" -}}
+{{- $root := .root }}
+- name: {{ .name | default "matomo-init" }}
+  image: {{ include "matomo.image" $root }}
+  imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+  command: ["/bin/sh", "/opt/matomo-chart/matomo-init.sh"]
+  env:
+    - name: MATOMO_INIT_WRITE_CONFIG
+      value: {{ ternary "1" "0" .writeConfig | quote }}
+    {{- if .writeConfig }}
+    {{- include "matomo.initEnv" $root | nindent 4 }}
+    {{- end }}
+  {{- with $root.Values.initResources }}
+  resources:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  securityContext:
+    {{- toYaml $root.Values.securityContext | nindent 4 }}
+  volumeMounts:
+    - name: matomo-code
+      mountPath: /var/www/html
+    {{- with .extraMounts }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+    - name: chart-scripts
+      mountPath: /opt/matomo-chart
+      readOnly: true
+{{- end }}
+
