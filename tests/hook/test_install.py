@@ -14,6 +14,7 @@ import pytest
 from fixtures.mariadb import MariaDB, free_port
 from matomo_hook import config as hook_config
 from matomo_hook import installer
+from matomo_hook.matomo_config import write_seed
 from standin.server import Faults, StandIn
 
 from .conftest import (
@@ -34,7 +35,7 @@ def assert_no_destructive_calls(standin: StandIn) -> None:
 
 
 def seed(env: dict[str, str]) -> None:
-    installer.write_seed(hook_config.load(env, frozenset({"db", "install"})))
+    write_seed(hook_config.load(env, frozenset({"db", "install"})))
 
 
 def step(standin: StandIn, method: str, action: str, data: dict[str, str] | None = None) -> None:

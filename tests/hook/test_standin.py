@@ -9,6 +9,7 @@ import httpx
 
 from matomo_hook import config as hook_config
 from matomo_hook import installer
+from matomo_hook.matomo_config import write_seed
 from standin.server import StandIn
 
 from .conftest import SUPERUSER_PASSWORD
@@ -23,7 +24,7 @@ def call(srv: StandIn, method: str, action: str, data: dict[str, str] | None = N
 
 
 def test_form_validation_markers(hook_env: dict[str, str], standin: StandIn) -> None:
-    installer.write_seed(hook_config.load(hook_env, frozenset({"db", "install"})))
+    write_seed(hook_config.load(hook_env, frozenset({"db", "install"})))
     assert "Tables created" in call(standin, "GET", "tablesCreation").text
     resp = call(standin, "POST", "setupSuperUser",
                 {"login": "a", "password": "123", "password_bis": "124", "email": "nope"})  # fmt: skip
@@ -63,7 +64,7 @@ def test_dangerous_steps_really_are_dangerous(
     hook_env: dict[str, str], standin: StandIn, matomo_root: Path
 ) -> None:
     """Why the hook never calls them: the stand-in keeps Matomo's behaviour."""
-    installer.write_seed(hook_config.load(hook_env, frozenset({"db", "install"})))
+    write_seed(hook_config.load(hook_env, frozenset({"db", "install"})))
     call(standin, "GET", "tablesCreation")
     again = call(standin, "GET", "tablesCreation")
     assert "same names" in again.text and "deleteTables=1" in again.text

@@ -106,11 +106,30 @@ def test_failed_core_update_exit_4(
     env = base_env(mariadb, mariadb_database, root, url, channel)
     assert run_hook(env, "install").returncode == 0
     set_code_version(root, "5.3.0")
-    (root / "config" / "config.ini.php").unlink()  # the console cannot find its config
+    (root / "tmp").mkdir(exist_ok=True)
+    (root / "tmp" / "standin-console-fails").write_text("Error while executing migration 5.3.0")
     res = run_hook(env, "upgrade")
     assert res.returncode == 4
     assert "core:update exited 1" in res.events()[-1]["error"]
-    assert "not installed" in res.events()[-1]["error"]
+    assert "Error while executing migration 5.3.0" in res.events()[-1]["error"]
+
+
+def test_upgrade_in_a_fresh_pod_gives_the_console_its_config(
+    sidecar: tuple[Path, str, Path, Path], mariadb: MariaDB, mariadb_database: str
+) -> None:
+    """The post-upgrade Job is a new pod: its config folder is empty. The hook
+    writes the console's config (database, password, salt) before core:update."""
+    root, url, channel, record = sidecar
+    env = base_env(mariadb, mariadb_database, root, url, channel)
+    assert run_hook(env, "install").returncode == 0
+    set_code_version(root, "5.3.0")
+    (root / "config" / "config.ini.php").unlink()
+    res = run_hook(env, "upgrade")
+    assert res.returncode == 0, res.stderr
+    assert res.state()["version_core"] == "5.3.0"
+    config = (root / "config" / "config.ini.php").read_text()
+    assert "installation_in_progress" not in config
+    assert mariadb.password not in res.stderr + res.stdout
 
 
 def test_no_sidecar_exit_3(tmp_path: Path, mariadb: MariaDB, mariadb_database: str,

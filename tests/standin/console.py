@@ -5,6 +5,8 @@ config/config.ini.php and core/Version.php; on an empty database it fails
 ("Database ... is empty", exit 1) like Matomo; with version_core behind the
 code it records the code version; otherwise "Everything is already up to
 date." Every invocation is appended to $STANDIN_CONSOLE_RECORD (if set).
+Fault: a file ``tmp/standin-console-fails`` in the code dir makes it fail
+(exit 1) with that file's text, as a migration that Matomo cannot apply.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     delay = float(os.environ.get("STANDIN_CONSOLE_DELAY", "0"))
     root = Path.cwd()
+    fault = root / "tmp" / "standin-console-fails"
+    if fault.exists():
+        print(fault.read_text(encoding="utf-8"), file=sys.stderr)
+        return 1
     config = matomo_config.read(root / "config" / "config.ini.php")
     if config is None or "database" not in config:
         print("Matomo is not installed (config/config.ini.php missing)", file=sys.stderr)

@@ -116,6 +116,8 @@ def _locked_sequence(
         logs.event("status", state=st.state, step="status")
         _print_state(st.public())
         return
+    from . import database  # noqa: PLC0415 -- loaded by _db_sequence already
+
     # each command imports only the module it runs (and httpx only when a step is due)
     with conn.lock(settings.db.lock_timeout):
         st = conn.state()
@@ -128,6 +130,11 @@ def _locked_sequence(
             from . import upgrade  # noqa: PLC0415
 
             st = upgrade.upgrade(settings, conn, st, code)
+        if command == "run" and st.state == database.INSTALLED:
+            from . import installer  # noqa: PLC0415
+
+            conn.assert_lock_held()
+            installer.install_plugins(settings, conn)
     _print_state(st.public())
 
 

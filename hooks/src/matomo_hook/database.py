@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 import ssl
 import time
 from collections.abc import Iterator
@@ -39,6 +40,7 @@ CORE_TABLES = (
 AUTH_ERRORS = {1044, 1045, 1049, 1698}
 
 EMPTY, PARTIAL, INSTALLED = "empty", "partial", "installed"
+PLUGIN_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,20 @@ class Connection:
             missing_core_tables=tuple(t for t in CORE_TABLES if t not in short),
             archive_tables=sum(1 for t in short if t.startswith("archive_") and t[-2:].isdigit()),
         )
+
+    def installed_plugins(self) -> list[str]:
+        """Plugins this database has installed: Matomo records one option
+        ``version_<plugin>`` per plugin when it runs the plugin's install
+        (core/Plugin/Manager.php, installPluginIfNecessary). ``version_core`` and
+        the dimension versions (``version_log_visit.<column>``...) are not plugins."""
+        rows = self._q(
+            f"SELECT option_name FROM {self.table('option')} "  # noqa: S608 -- validated prefix
+            "WHERE option_name LIKE %s ESCAPE '!' ORDER BY option_name",
+            (like_escape("version_") + "%",),
+        )
+        raw = [r[0].decode() if isinstance(r[0], bytes) else str(r[0]) for r in rows]
+        names = [n[len("version_") :] for n in raw]
+        return [n for n in names if PLUGIN_RE.match(n) and n != "core"]
 
     def assert_lock_held(self) -> None:
         """Before acting: the advisory lock must still be ours. A cut connection

@@ -12,20 +12,17 @@ tablesCreation with deleteTables (drops every prefixed table).
 
 from __future__ import annotations
 
-import contextlib
 import html
-import os
 import re
-import tempfile
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from . import logs
+from . import logs, matomo_config
 from .config import Settings
 from .database import INSTALLED, Connection, State
-from .errors import ConfigError, RefusedError, UnreachableError
+from .errors import RefusedError, UnreachableError
 
 if TYPE_CHECKING:
     import httpx
@@ -39,74 +36,6 @@ class AlreadyInstalledError(RefusedError):
 
 RETRY_STATUS = {502, 503, 504}
 MIN_TABLES_TO_REUSE = 12  # Controller::hasEnoughTablesToReuseDb
-
-
-def _ini_value(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\") + '"' if value else '""'
-
-
-def trusted_host(url: str) -> str:
-    """Host as Matomo's setTrustedHost stores it: host[:port], port only when not 80/443."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    if parts.port and parts.port not in (80, 443):
-        return f"{host}:{parts.port}"
-    return host
-
-
-def seed_config_text(settings: Settings) -> str:
-    db = settings.db
-    assert settings.salt is not None
-    lines = [
-        "; <?php exit; ?> DO NOT REMOVE THIS LINE",
-        "; file automatically generated or modified by Matomo; seeded by matomo-hook",
-        "[database]",
-        f"host = {_ini_value(db.host)}",
-        f"port = {db.port}",
-        f"username = {_ini_value(db.username)}",
-        f"password = {_ini_value(db.password)}",
-        f"dbname = {_ini_value(db.dbname)}",
-        f"tables_prefix = {_ini_value(db.prefix)}",
-        'adapter = "PDO\\MYSQL"',
-        'type = "InnoDB"',
-        f"schema = {_ini_value(db.schema)}",
-        'charset = "utf8mb4"',
-        'collation = "utf8mb4_general_ci"',
-        "",
-        "[General]",
-        f"salt = {_ini_value(settings.salt)}",
-        "installation_in_progress = 1",
-        f"trusted_hosts[] = {_ini_value(trusted_host(settings.installer_url))}",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def write_seed(settings: Settings) -> None:
-    """Writes the seed atomically (temp file + rename), group-writable so the
-    Matomo sidecar (another uid, same fsGroup) can rewrite it as it does."""
-    target = settings.config_file
-    if not target.parent.is_dir():
-        raise ConfigError(
-            f"MATOMO_CONFIG_FILE={str(target)!r}: directory does not exist; mount the "
-            "sidecar's writable config directory there"
-        )
-    fd, tmp = tempfile.mkstemp(prefix=".seed-", dir=str(target.parent))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(seed_config_text(settings))
-        os.chmod(tmp, 0o660)
-        os.replace(tmp, target)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise ConfigError(
-            f"MATOMO_CONFIG_FILE={str(target)!r} cannot be written ({exc.strerror}): "
-            "mount the sidecar's config directory writable for the hook"
-        ) from None
-    logs.event("config_seeded", step="seed", path=str(target))
 
 
 def _text(fragment: str) -> str:
@@ -172,10 +101,16 @@ class Installer:
     def close(self) -> None:
         self.client.close()
 
-    def request(self, step: str, method: str, data: dict[str, str] | None = None) -> httpx.Response:
+    def request(
+        self,
+        step: str,
+        method: str,
+        data: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> httpx.Response:
         import httpx  # noqa: PLC0415 -- loaded by __init__ already
 
-        params = {"module": "Installation", "action": step}
+        params = params or {"module": "Installation", "action": step}
         start = time.monotonic()
         delay = 0.5
         attempt = 0
@@ -338,7 +273,7 @@ def plan(st: State) -> list[str]:
 
 def _run_step(step: str, settings: Settings, inst: Installer, conn: Connection) -> None:
     if step == "seed":
-        write_seed(settings)
+        matomo_config.write_seed(settings)
     elif step == "tablesCreation":
         inst.tables_creation()
         now = conn.state()
@@ -399,3 +334,34 @@ def install(
         )
     logs.event("installed", state=final.state, step="install", version_core=final.version_core)
     return final
+
+
+def install_plugins(
+    settings: Settings, conn: Connection, transport: httpx.BaseTransport | None = None
+) -> list[str]:
+    """Has Matomo install, in this database, the plugins it loads that the database
+    has not installed yet (a plugin added to the image and to [Plugins], or new in
+    a Matomo release); returns their names.
+
+    Matomo installs a plugin (its install(): tables, columns; then its
+    ``version_<plugin>`` option) on the first UI or API request whose config does
+    not list it in [PluginsInstalled] (FrontController::init ->
+    the plugin manager's installLoadedPlugins). The sidecar's config lists exactly the
+    plugins the database has, so one anonymous API request installs the missing
+    ones and nothing else; Matomo answers it 401 (no token), which is fine."""
+    before = conn.installed_plugins()
+    matomo_config.write_installed(settings, before)
+    inst = Installer(settings, transport)
+    try:
+        params = {"module": "API", "method": "API.getMatomoVersion", "format": "json"}
+        resp = inst.request("plugins", "GET", params=params)
+    finally:
+        inst.close()
+    if resp.status_code >= 500:
+        raise RefusedError(
+            f"Matomo failed while installing its plugins (HTTP {resp.status_code}): "
+            f"{'; '.join(matomo_errors(resp.text)) or _text(resp.text)[:300]}"
+        )
+    added = [p for p in conn.installed_plugins() if p not in before]
+    logs.event("plugins_installed" if added else "plugins_checked", step="plugins", plugins=added)
+    return added

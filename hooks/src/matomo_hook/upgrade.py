@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import logs
+from . import logs, matomo_config
 from .config import Settings
 from .database import Connection, State
 from .errors import ConfigError, RefusedError, UnreachableError
@@ -139,6 +139,9 @@ def upgrade(settings: Settings, conn: Connection, st: State, code: str) -> State
         code_version=code,
     )
     conn.assert_lock_held()
+    # The pod's config folder is empty: Matomo's console needs the password and the
+    # salt, and [PluginsInstalled] decides which plugins core:update upgrades.
+    matomo_config.write_installed(settings, conn.installed_plugins())
     rc, output = run_core_update(settings)
     tail = " | ".join(line.strip() for line in output.strip().splitlines()[-8:] if line.strip())
     if rc != 0:

@@ -1,0 +1,124 @@
+"""The config file of the Matomo sidecar in the hook pod (MATOMO_CONFIG_FILE).
+
+Matomo's console and installer read the local ``config/config.ini.php`` on top
+of the chart's read-only ``common.config.ini.php``. The hook pod starts with an
+empty config folder, so the hook writes this file itself before it asks the
+sidecar for anything: for an install, the seed the installer needs
+(shared/research/matomo-installer.md: database, the managed salt,
+``installation_in_progress = 1``, NO ``[PluginsInstalled]``); for an installed
+database, the same database block and salt, and ``[PluginsInstalled]`` as the
+database records it (one ``version_<plugin>`` option per plugin Matomo
+installed), so that ``core:update`` upgrades exactly the plugins this database
+has. Nothing is copied from a serving pod.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from urllib.parse import urlsplit
+
+from . import logs
+from .config import Settings
+from .errors import ConfigError
+
+
+def ini_value(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\") + '"' if value else '""'
+
+
+def trusted_host(url: str) -> str:
+    """Host as Matomo's setTrustedHost stores it: host[:port], port only when not 80/443."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port and parts.port not in (80, 443):
+        return f"{host}:{parts.port}"
+    return host
+
+
+def _text(settings: Settings, installing: bool, plugins: list[str]) -> str:
+    db = settings.db
+    assert settings.salt is not None
+    lines = [
+        "; <?php exit; ?> DO NOT REMOVE THIS LINE",
+        "; file automatically generated or modified by Matomo; written by matomo-hook",
+        "[database]",
+        f"host = {ini_value(db.host)}",
+        f"port = {db.port}",
+        f"username = {ini_value(db.username)}",
+        f"password = {ini_value(db.password)}",
+        f"dbname = {ini_value(db.dbname)}",
+        f"tables_prefix = {ini_value(db.prefix)}",
+        'adapter = "PDO\\MYSQL"',
+        'type = "InnoDB"',
+        f"schema = {ini_value(db.schema)}",
+        'charset = "utf8mb4"',
+        'collation = "utf8mb4_general_ci"',
+        "",
+        "[General]",
+        f"salt = {ini_value(settings.salt)}",
+    ]
+    if installing:
+        lines.append("installation_in_progress = 1")
+    lines += [f"trusted_hosts[] = {ini_value(trusted_host(settings.installer_url))}", ""]
+    if plugins:
+        lines.append("[PluginsInstalled]")
+        lines += [f"PluginsInstalled[] = {ini_value(p)}" for p in plugins]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def seed_config_text(settings: Settings) -> str:
+    """The installer's seed: Matomo then creates the tables and installs every plugin."""
+    return _text(settings, installing=True, plugins=[])
+
+
+def installed_config_text(settings: Settings, plugins: list[str]) -> str:
+    """The config of an installed database whose plugins are `plugins`."""
+    return _text(settings, installing=False, plugins=plugins)
+
+
+def write(settings: Settings, text: str, event: str) -> None:
+    """Writes the sidecar's config atomically (temp file + rename), group-writable so
+    the Matomo sidecar (another uid, same fsGroup) can rewrite it as it does."""
+    target = settings.config_file
+    if not target.parent.is_dir():
+        raise ConfigError(
+            f"MATOMO_CONFIG_FILE={str(target)!r}: directory does not exist; mount the "
+            "sidecar's writable config directory there"
+        )
+    fd, tmp = tempfile.mkstemp(prefix=".config-", dir=str(target.parent))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o660)
+        os.replace(tmp, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise ConfigError(
+            f"MATOMO_CONFIG_FILE={str(target)!r} cannot be written ({exc.strerror}): "
+            "mount the sidecar's config directory writable for the hook"
+        ) from None
+    logs.event(event, step="config", path=str(target))
+
+
+def write_seed(settings: Settings) -> None:
+    write(settings, seed_config_text(settings), "config_seeded")
+
+
+def code_plugins(settings: Settings, names: list[str]) -> list[str]:
+    """The names that are plugins of the code next to MATOMO_VERSION_FILE (a plugin
+    listed as installed but absent from the code would fail every request)."""
+    plugins = settings.version_file.parent.parent / "plugins"
+    return [n for n in names if (plugins / n / f"{n}.php").is_file()]
+
+
+def write_installed(settings: Settings, installed: list[str]) -> None:
+    """The config of an installed database whose plugins (``version_<plugin>``
+    options) are `installed`, keeping those the code has."""
+    text = installed_config_text(settings, code_plugins(settings, installed))
+    write(settings, text, "config_written")
