@@ -1,9 +1,11 @@
 """charts/matomo/files/matomo-init.sh: the init container of the Matomo pods.
 
-Run with /bin/sh against a fake Matomo tree: it copies the code, writes the
-local config.ini.php (header, [database] password, [General] salt) and
-refuses values that config.ini.php cannot hold, naming the variable and
-never printing the secret.
+Run with /bin/sh: it copies the code, writes the local config.ini.php
+(header, [database] password, [General] salt, [PluginsInstalled] as Matomo's
+own code lists the plugins: that part runs genuine Matomo, from
+tests/fixtures/matomo_release.py) and refuses values that config.ini.php
+cannot hold, naming the variable and never printing the secret (those cases
+stop before any code is read, so a fake tree serves them).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from chartlib import CHART, php_parse_ini
+from fixtures.matomo_release import ReleaseMissing, release_tree
 
 SCRIPT = CHART / "files" / "matomo-init.sh"
 
@@ -32,13 +35,28 @@ def tree(tmp_path: Path) -> tuple[Path, Path]:
     return src, dst
 
 
+@pytest.fixture(scope="module")
+def genuine_src() -> Path:
+    try:
+        return release_tree("5.1.2")
+    except ReleaseMissing as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture()
+def genuine(genuine_src: Path, tmp_path: Path) -> tuple[Path, Path]:
+    dst = tmp_path / "html"
+    dst.mkdir()
+    return genuine_src, dst
+
+
 def run(src: Path, dst: Path, **env: str) -> subprocess.CompletedProcess:
     full = {"PATH": os.environ["PATH"], "MATOMO_SOURCE_DIR": str(src), "MATOMO_TARGET_DIR": str(dst), **env}
     return subprocess.run(["/bin/sh", str(SCRIPT)], env=full, capture_output=True, text=True, timeout=60, check=False)
 
 
-def test_copies_the_code_and_writes_the_local_config(tree) -> None:
-    src, dst = tree
+def test_copies_the_code_and_writes_the_local_config(genuine) -> None:
+    src, dst = genuine
     result = run(src, dst, MATOMO_DATABASE_PASSWORD="p@ss w0rd$x\\y", MATOMO_SALT="s" * 64)
     assert result.returncode == 0, result.stderr
     assert (dst / "index.php").is_file()
@@ -48,6 +66,9 @@ def test_copies_the_code_and_writes_the_local_config(tree) -> None:
     assert config.startswith("; <?php exit; ?> DO NOT REMOVE THIS LINE\n")
     assert '[database]\npassword = "p@ss w0rd$x\\\\y"\n' in config, "a backslash is written doubled"
     assert f'[General]\nsalt = "{"s" * 64}"\n' in config
+    # the plugins Matomo 5.1.2 loads by default (its installer records the same list)
+    plugins = [line.split('"')[1] for line in config.splitlines() if line.startswith("PluginsInstalled[]")]
+    assert len(plugins) == 64 and {"CoreHome", "Actions", "Referrers", "UserCountry", "Goals"} <= set(plugins)
     assert oct((dst / "config" / "config.ini.php").stat().st_mode & 0o777) == "0o600"
     assert "p@ss" not in result.stderr + result.stdout
     assert not list((dst / "config").glob(".config.ini.php.*"))
@@ -61,8 +82,8 @@ def test_copy_only_mode_writes_no_config(tree) -> None:
     assert not (dst / "config" / "config.ini.php").exists()
 
 
-def test_empty_password_is_allowed_for_iam_authentication(tree) -> None:
-    src, dst = tree
+def test_empty_password_is_allowed_for_iam_authentication(genuine) -> None:
+    src, dst = genuine
     result = run(src, dst, MATOMO_DATABASE_PASSWORD="", MATOMO_SALT="abc")
     assert result.returncode == 0, result.stderr
     assert 'password = ""' in (dst / "config" / "config.ini.php").read_text()
@@ -99,6 +120,14 @@ def test_refuses_an_empty_salt(tree) -> None:
     assert "MATOMO_SALT is empty" in result.stderr
 
 
+def test_a_tree_matomo_cannot_boot_fails_the_pod_start(tree) -> None:
+    """No plugin list means a tracker that stores nothing: the pod must not start."""
+    src, dst = tree
+    result = run(src, dst, MATOMO_DATABASE_PASSWORD="x", MATOMO_SALT="y")
+    assert result.returncode == 1
+    assert "could not list Matomo's plugins" in result.stderr
+
+
 def test_fails_without_matomo_code(tmp_path: Path) -> None:
     result = run(tmp_path / "nothing", tmp_path, MATOMO_DATABASE_PASSWORD="x", MATOMO_SALT="y")
     assert result.returncode == 1
@@ -109,10 +138,10 @@ PHP_CASES = ["plain", "p@ss w0rd", "a$HOME", "trailing\\", "a\\nb", "two\\\\slas
 
 
 @pytest.mark.parametrize("value", PHP_CASES)
-def test_php_reads_back_exactly_what_was_given(php: str, tree, value: str) -> None:
+def test_php_reads_back_exactly_what_was_given(php: str, genuine, value: str) -> None:
     """PHP's INI parser (what Matomo's IniReader uses) reads the written
     password and salt back unchanged."""
-    src, dst = tree
+    src, dst = genuine
     result = run(src, dst, MATOMO_DATABASE_PASSWORD=value, MATOMO_SALT="salt-" + value)
     assert result.returncode == 0, result.stderr
     cfg = php_parse_ini(php, dst / "config" / "config.ini.php")

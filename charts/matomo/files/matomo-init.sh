@@ -6,10 +6,15 @@
 #    read-only root filesystem and Matomo can write its tmp/ and config/.
 # 2. When MATOMO_INIT_WRITE_CONFIG=1, writes the local config/config.ini.php:
 #    the header line, [database] password and [General] salt, from the env vars
-#    MATOMO_DATABASE_PASSWORD and MATOMO_SALT (fed by secretKeyRefs). Every
-#    other setting comes from the read-only common.config.ini.php (Secret
-#    F-config); the local file wins key by key and Matomo may append
-#    [PluginsInstalled] to it, which is why it is writable and per pod.
+#    MATOMO_DATABASE_PASSWORD and MATOMO_SALT (fed by secretKeyRefs), and
+#    [PluginsInstalled]: the plugins Matomo loads for this code and config, as
+#    matomo-plugins.php (next to this script) has Matomo's own code list them.
+#    Without that list Matomo's tracker loads no plugin and stores no hit until
+#    a UI or API request reaches the pod. Every other setting comes from the
+#    read-only common.config.ini.php (Secret F-config; MATOMO_COMMON_CONFIG names
+#    a copy mounted in this container, copied into config/ for that listing);
+#    the local file wins key by key and stays writable and per pod (Matomo
+#    rewrites it when a plugin is activated).
 #
 # A value holding a double quote, a newline or "${" cannot be written into
 # config.ini.php as is: the script refuses it (exit 1) and names the variable.
@@ -71,6 +76,11 @@ log "copying the Matomo code from $src to $dst"
 # copy belongs to the user running Matomo so that it can write tmp/ and config/.
 cp -R "$src/." "$dst/"
 mkdir -p "$dst/tmp" "$dst/config"
+if [ -n "${MATOMO_COMMON_CONFIG:-}" ]; then
+    # The managed settings, where Matomo reads them (the main container mounts
+    # the same file over this copy, read-only).
+    cp "$MATOMO_COMMON_CONFIG" "$dst/config/common.config.ini.php"
+fi
 
 # ini_escape VALUE: a backslash is written doubled, as Matomo's IniWriter does
 # (PHP's INI parser reads "\\" inside double quotes as one backslash).
@@ -82,15 +92,28 @@ if [ "$write_config" = "1" ]; then
     config="$dst/config/config.ini.php"
     tmp="$dst/config/.config.ini.php.$$"
     umask 077
-    {
+    base() {
         printf '; <?php exit; ?> DO NOT REMOVE THIS LINE\n'
         printf '; Written at pod start by matomo-init.sh; managed settings are in common.config.ini.php.\n'
         printf '[database]\n'
         printf 'password = "%s"\n' "$password_ini"
         printf '\n[General]\n'
         printf 'salt = "%s"\n' "$salt_ini"
+    }
+    # Matomo's code reads the config to list its plugins: first without the list.
+    base > "$tmp"
+    mv -f "$tmp" "$config"
+    plugins_php="$(dirname "$0")/matomo-plugins.php"
+    if ! plugins="$("${PHP_BIN:-php}" "$plugins_php" "$dst")"; then
+        log "could not list Matomo's plugins (matomo-plugins.php failed, see above)"
+        exit 1
+    fi
+    {
+        base
+        printf '\n[PluginsInstalled]\n'
+        printf '%s\n' "$plugins" | sed 's/.*/PluginsInstalled[] = "&"/'
     } > "$tmp"
     mv -f "$tmp" "$config"
-    log "wrote $config (password and salt from the environment)"
+    log "wrote $config (password and salt from the environment, $(printf '%s\n' "$plugins" | wc -l) plugins)"
 fi
 log "done"

@@ -84,7 +84,7 @@
 The managed sections of common.config.ini.php as a dict of dicts.
 Call with (dict "root" $ "hook" false).
 The hook variant keeps the installer on, trusts the sidecar's loopback address
-and leaves out the proxy settings and the user's extra sections.
+and leaves out the proxy settings and the user's extra sections but [Plugins].
 */}}
 {{- define "matomo.managedConfig" -}}
 {{- $root := .root }}
@@ -123,11 +123,13 @@ and leaves out the proxy settings and the user's extra sections.
 {{- $_ := set $general "archiving_range_force_on_browser_request" 0 }}
 {{- end }}
 {{- $sections := dict "database" $db "General" $general }}
-{{- if not .hook }}
 {{- range $name, $extra := $v.matomo.config }}
 {{- if not (kindIs "map" $extra) }}
 {{- fail (printf "matomo.config.%s must be a map of settings (an INI section)" $name) }}
 {{- end }}
+{{- /* The hook's sidecar takes only [Plugins] of the user's sections: it must load
+the plugins the serving pods load, to install them in the database. */}}
+{{- if or (not $.hook) (eq $name "Plugins") }}
 {{- $_ := set $sections $name (merge (deepCopy $extra) (get $sections $name | default dict)) }}
 {{- end }}
 {{- end }}
@@ -159,6 +161,6 @@ and leaves out the proxy settings and the user's extra sections.
 {{- include "matomo.commonConfig" (dict "root" . "hook" false) | sha256sum }}
 {{- end }}
 {{- define "matomo.webChecksum" -}}
-{{- list (.Files.Get "files/matomo-init.sh") .Values.image.variant .Values.nginx.clientMaxBodySize | toJson | sha256sum }}
+{{- list (.Files.Get "files/matomo-init.sh") (.Files.Get "files/matomo-plugins.php") .Values.image.variant .Values.nginx.clientMaxBodySize | toJson | sha256sum }}
 {{- end }}
 

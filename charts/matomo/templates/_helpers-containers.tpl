@@ -106,6 +106,8 @@ writes the local config.ini.php. Call with (dict "root" $ "writeConfig" bool "na
     - name: MATOMO_INIT_WRITE_CONFIG
       value: {{ ternary "1" "0" .writeConfig | quote }}
     {{- if .writeConfig }}
+    - name: MATOMO_COMMON_CONFIG
+      value: /opt/matomo-config/common.config.ini.php
     {{- include "matomo.initEnv" $root | nindent 4 }}
     {{- end }}
   {{- with $root.Values.initResources }}
@@ -117,6 +119,15 @@ writes the local config.ini.php. Call with (dict "root" $ "writeConfig" bool "na
   volumeMounts:
     - name: matomo-code
       mountPath: /var/www/html
+    {{- if .writeConfig }}
+    # Matomo's code lists its plugins from the whole config (matomo-plugins.php):
+    # the script copies this file into the code's config/ (a mount inside
+    # /var/www/html would make the runtime create config/ as root, unwritable).
+    - name: matomo-config
+      mountPath: /opt/matomo-config/common.config.ini.php
+      subPath: common.config.ini.php
+      readOnly: true
+    {{- end }}
     {{- with .extraMounts }}
     {{- toYaml . | nindent 4 }}
     {{- end }}

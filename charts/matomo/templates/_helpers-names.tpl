@@ -72,10 +72,21 @@ app.kubernetes.io/component: {{ .component }}
 
 {{- define "matomo.labels" -}}
 {{ include "matomo.selectorLabels" . }}
-app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/version: {{ include "matomo.version" .root | quote }}
 app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 app.kubernetes.io/part-of: matomo
 helm.sh/chart: {{ include "matomo.chart" .root }}
+{{- end }}
+
+{{/*
+The Matomo release actually deployed: the version at the start of image.tag
+(5.0.3 for 5.0.3-apache), else the chart's appVersion; a tag that names no
+version (a digest, "latest") is shown as it is, made label-safe.
+*/}}
+{{- define "matomo.version" -}}
+{{- $tag := .Values.image.tag | default .Chart.AppVersion }}
+{{- $v := regexFind "^[0-9]+(\\.[0-9]+)*(-(alpha|beta|b|rc)[0-9]*)?" $tag }}
+{{- if $v }}{{ $v }}{{ else }}{{ regexReplaceAll "[^A-Za-z0-9_.-]" $tag "_" | trunc 63 | trimAll "_.-" }}{{ end }}
 {{- end }}
 
 {{/* Images */}}

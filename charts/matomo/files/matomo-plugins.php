@@ -1,0 +1,42 @@
+<?php
+// Chart matomo, files/matomo-plugins.php: prints the plugins Matomo loads for
+// the code and config in the folder given (default /var/www/html), one name a
+// line. matomo-init.sh writes them as the pod's [PluginsInstalled].
+//
+// Why: Matomo's tracker loads only plugins listed in [PluginsInstalled]
+// (core/Plugin/Manager.php, loadTrackerPlugins -> isTrackerPlugin ->
+// isPluginInstalled, read from the config), and only a UI or API request
+// (FrontController -> installLoadedPlugins) appends the list to the local
+// config. A pod started without it answers tracking requests 204 and stores
+// nothing until such a request reaches it. The list is what Matomo itself
+// loads (Plugin\Manager::loadActivatedPlugins: [Plugins] of the config chain
+// plus the plugins it always activates, those present in plugins/), computed
+// by Matomo's own code; no database is involved, so pods start before the
+// tables exist. Installing a plugin in the database (its tables, its
+// version_<plugin> option) is the hook's job (README: "Plugins").
+$root = rtrim($argv[1] ?? '/var/www/html', '/');
+if (!is_file($root . '/core/bootstrap.php')) {
+    fwrite(STDERR, "matomo-plugins: no Matomo code in $root\n");
+    exit(1);
+}
+define('PIWIK_INCLUDE_PATH', $root);
+define('PIWIK_USER_PATH', $root);
+define('PIWIK_DOCUMENT_ROOT', $root);
+require $root . '/core/bootstrap.php';
+
+$environment = new \Piwik\Application\Environment('cli');
+$environment->init();
+$manager = \Piwik\Plugin\Manager::getInstance();
+$manager->loadActivatedPlugins();
+$names = $manager->getLoadedPluginsName();
+if (!$names) {
+    fwrite(STDERR, "matomo-plugins: Matomo loads no plugin from $root\n");
+    exit(1);
+}
+foreach ($names as $name) {
+    if (!preg_match('/^[A-Za-z][A-Za-z0-9_]*$/', $name)) {
+        fwrite(STDERR, "matomo-plugins: unexpected plugin name\n");
+        exit(1);
+    }
+    echo $name, "\n";
+}
