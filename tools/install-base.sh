@@ -4,7 +4,8 @@
 #     started: the tests run mariadbd themselves), openssl (the control
 #     plane's certificates), php-cli, apache2 and nginx-light (the chart tests
 #     run the rendered init script and web server configs through them; their
-#     services are never started either), and the shell linter shellcheck;
+#     services are never started either), the PHP extensions, mod_php, curl,
+#     bubblewrap and iproute2 of tests/genuine, and the shell linter shellcheck;
 #   - helm, helm-unittest (as the helm plugin `unittest`), ct, helm-docs and
 #     actionlint (GitHub workflows), built from their Go modules into .tools/bin;
 #   - ct's chart_schema.yaml and lintconf.yaml into .tools/etc;
@@ -28,7 +29,13 @@ ACTIONLINT_VERSION=v1.7.12
 # The public checksum database has no record of chart-testing on this
 # workplace's module proxy, so its download is checked against this pin.
 CT_MODULE_SUM="h1:jww7UnQQQ3arcL4+qLnLep8yf0ls4vYZX9WtK9xPCDA="
-APT_PACKAGES=(mariadb-server shellcheck openssl php-cli apache2 nginx-light)
+# tests/genuine runs genuine Matomo in the chart's pods: PHP 8.2 with the
+# extensions Matomo needs, Apache with mod_php (the upstream image's
+# apache2-foreground), curl (the helm test pod), bubblewrap and iproute2 (a
+# mount and a network namespace per container and pod).
+APT_PACKAGES=(mariadb-server shellcheck openssl php-cli apache2 nginx-light
+  php8.2-mysql php8.2-gd php8.2-xml php8.2-mbstring php8.2-curl php8.2-zip php8.2-intl php8.2-bcmath
+  libapache2-mod-php8.2 curl bubblewrap iproute2)
 
 TOOLS="${ROOT}/.tools"
 BIN="${TOOLS}/bin"

@@ -1,0 +1,84 @@
+"""Fixtures of tests/genuine: genuine Matomo in the chart's pods (genuinelib.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from cluster.clusterlib import Helm  # noqa: E402
+from fixtures.controlplane import ControlPlane, find_binary  # noqa: E402
+from fixtures.mariadb import MariaDB  # noqa: E402
+from fixtures.matomo_release import ReleaseMissing, release_tree  # noqa: E402
+from fixtures.podrun import KubeAccess, missing_tools, start_relay  # noqa: E402
+from genuinelib import Release, Suite, images  # noqa: E402
+
+VERSIONS = ("5.1.2", "5.0.3")
+
+
+@pytest.fixture(scope="session")
+def trees() -> dict[str, Path]:
+    missing = missing_tools()
+    if missing:
+        pytest.skip(f"genuine Matomo pods need {', '.join(missing)} (./dev tools installs the packages)")
+    try:
+        return {v: release_tree(v) for v in VERSIONS}
+    except ReleaseMissing as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def suite(trees: dict[str, Path], controlplane: ControlPlane, mariadb: MariaDB,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
+    helm_bin = find_binary("helm")
+    if not helm_bin:
+        pytest.fail("helm not found: run `./dev tools`")
+    hook_bin = Path(sys.executable).parent / "matomo-hook"
+    if not hook_bin.exists():
+        pytest.fail(f"{hook_bin} not found: run `./dev tools` (it installs the hook into .tools/venv)")
+    work = tmp_path_factory.mktemp("genuine")
+    work.chmod(0o755)
+    api_sock = work / "apiserver.sock"
+    relay = start_relay(f"unix:{api_sock}", f"tcp:127.0.0.1:{controlplane.ports['apiserver']}")
+    kube = KubeAccess(token=lambda sa: "", ca_file=controlplane.ca_file, socket=api_sock,
+                      port=controlplane.ports["apiserver"])
+    s = Suite(controlplane, Helm(helm_bin, controlplane, work / "helm"), mariadb, images(trees, hook_bin),
+              kube, work / "pods")
+    (work / "pods").mkdir()
+    try:
+        yield s
+    finally:
+        relay.terminate()
+        relay.wait(5)
+
+
+_counter = iter(range(1, 10_000))
+
+
+@pytest.fixture
+def release(suite: Suite) -> Iterator[Release]:
+    """A namespace enforcing PodSecurity restricted, a database and the release's Secrets."""
+    n = next(_counter)
+    ns = f"genuine-{n}"
+    labels = {f"pod-security.kubernetes.io/{m}": "restricted" for m in ("enforce", "warn")}
+    suite.cp.create_namespace(ns, labels)
+    db = suite.db.new_database("g")
+    rel = Release(suite, ns, db)
+    suite.kube.token = lambda sa, ns=ns: suite.cp.create_token(ns, sa)
+    rel.create_secrets()
+    try:
+        yield rel
+    finally:
+        rel.stop()
+        with contextlib.suppress(Exception):
+            suite.helm.run("uninstall", "matomo", "-n", ns, "--no-hooks", check=False)
+        with contextlib.suppress(Exception):
+            suite.cp.delete_namespace(ns)
+        with contextlib.suppress(Exception):
+            suite.db.drop_database(db)

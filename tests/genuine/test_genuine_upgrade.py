@@ -1,0 +1,51 @@
+"""helm upgrade 5.0.3 -> 5.1.2 through the rendered post-upgrade hook pod, on
+genuine Matomo: the hook pod starts with an empty config folder, so it must
+give Matomo's console the password, the salt and the database's plugins
+(issue: the post-upgrade Job answered "config file not found")."""
+
+from __future__ import annotations
+
+from genuinelib import Release, api, iter_events, login_token, track
+
+
+def test_upgrade_5_0_3_to_5_1_2_runs_core_update_once_and_keeps_data(release: Release) -> None:
+    # the Mariadb schema class is Matomo 5.1+: 5.0.3 installs with Mysql
+    release.helm_apply("5.0.3", "--set", "database.schema=Mysql")
+    hook = release.run_hook()
+    assert hook.exit_code == 0, hook.explain()
+    assert release.option("version_core") == "5.0.3"
+
+    old = release.serving_pod()
+    assert track(old, 2) == [204, 204]
+    token = login_token(old, release)
+    assert release.count("log_link_visit_action") == 2
+    users, tokens = release.count("user"), release.count("user_token_auth")
+    old.stop()
+
+    release.helm_apply("5.1.2", "--set", "database.schema=Mysql")
+    up = release.run_hook()
+    assert up.exit_code == 0, up.explain()
+    events = [e["event"] for e in up.events()]
+    assert events.count("core_update_requested") == 1, events
+    assert "upgraded" in events, events
+    assert up.pod.logs("matomo-installer").count("running core:update") == 1
+    assert "Everything is already up to date" not in up.pod.logs("matomo-installer")
+    assert release.option("version_core") == "5.1.2"
+    # data kept: visits, users, tokens
+    assert release.count("log_link_visit_action") == 2
+    assert (release.count("user"), release.count("user_token_auth")) == (users, tokens)
+
+    new = release.serving_pod()
+    status, version = api(new, "API.getMatomoVersion", token)
+    assert (status, version) == (200, {"value": "5.1.2"}), "a token made on 5.0.3 works on 5.1.2"
+    assert track(new, 1) == [204]
+    assert release.count("log_link_visit_action") == 3
+    code, log = release.helm_test(new)
+    assert code == 0, log
+
+    # a second upgrade run changes nothing
+    before = release.checksums()
+    again = release.run_hook()
+    assert again.exit_code == 0, again.explain()
+    assert [e for e in iter_events(again.log) if e.get("event") == "core_update_requested"] == []
+    assert release.checksums() == before
