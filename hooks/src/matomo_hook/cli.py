@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -172,7 +173,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry() -> None:  # pragma: no cover
-    sys.exit(main())
+    code = main()
+    # Everything is written and closed by now (the database connection, the HTTP
+    # client); what is left is the interpreter tearing down the modules httpx,
+    # pymysql and kubernetes loaded, ~35 ms of a Job's time for nothing.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover
