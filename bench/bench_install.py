@@ -145,9 +145,10 @@ def run(repeat: int) -> Section:
         ),
     ]
     section.rows = [[a, b] for a, b in rows]
+    # Not a target any more: the target is measured against genuine Matomo (bench_genuine.py).
     section.targets.append(
-        Target("install overhead ratio (vs stand-in)", f"{ratios.median:.2f} (max {ratios.hi:.2f})",
-               f"<= {RATIO_LIMIT}", ratios.median <= RATIO_LIMIT)  # fmt: skip
+        Target("install overhead ratio vs the stand-in (second row; the target is vs genuine Matomo)",
+               f"{ratios.median:.2f} (max {ratios.hi:.2f})", "none", None)  # fmt: skip
     )
     section.notes += [
         f"{repeat} installs, each on a fresh database and a fresh stand-in, after one warm-up install.",
