@@ -285,11 +285,6 @@ def iter_events(log: str) -> Iterator[dict[str, Any]]:
             yield json.loads(line)
 
 
-def final_state(log: str) -> dict[str, Any]:
-    """The state line ``matomo-hook run`` ends with."""
-    return [e for e in iter_events(log) if "event" not in e][-1]
-
-
 # ---------------------------------------------------------------- interrupted installs
 class Interrupted(Exception):
     pass

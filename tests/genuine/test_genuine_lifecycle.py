@@ -5,7 +5,7 @@ Matomo's own refusals reach the hook's exit code."""
 
 from __future__ import annotations
 
-from genuinelib import Release, api, iter_events, login_token, track
+from genuinelib import Release, api, login_token, track
 
 
 def test_run_on_an_installed_database_changes_no_row(release: Release) -> None:
