@@ -33,6 +33,7 @@ F = matomo.fullname.
 {{- define "matomo.archiverName" -}}{{ include "matomo.fullname" . | trunc 43 | trimSuffix "-" }}-archiver{{- end }}
 {{- define "matomo.mariadbName" -}}{{ include "matomo.fullname" . | trunc 44 | trimSuffix "-" }}-mariadb{{- end }}
 {{- define "matomo.testName" -}}{{ include "matomo.fullname" . }}-test{{- end }}
+{{- define "matomo.secretsHookName" -}}{{ include "matomo.fullname" . }}-secrets{{- end }}
 
 {{- define "matomo.saltSecretName" -}}
 {{- .Values.matomo.salt.existingSecret | default (printf "%s-salt" (include "matomo.fullname" .)) }}
@@ -53,6 +54,14 @@ F = matomo.fullname.
 {{- end }}
 {{- define "matomo.databaseSecretKey" -}}
 {{- if .Values.database.existingSecret }}{{ .Values.database.existingSecretKey }}{{ else }}password{{ end }}
+{{- end }}
+{{/* The embedded MariaDB's root password: beside the user's password in the generated F-database, or alone in the generated F-database-root when database.password is given. */}}
+{{- define "matomo.databaseRootSecretName" -}}
+{{- if and (not .Values.database.existingSecret) .Values.database.password }}
+{{- printf "%s-database-root" (include "matomo.fullname" .) }}
+{{- else }}
+{{- include "matomo.databaseSecretName" . }}
+{{- end }}
 {{- end }}
 
 {{- define "matomo.serviceAccountName" -}}

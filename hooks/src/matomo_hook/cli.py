@@ -1,4 +1,4 @@
-"""``matomo-hook`` console script: status, install, upgrade, roll, run."""
+"""``matomo-hook`` console script: status, install, upgrade, roll, run, secrets."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from . import __version__, logs
-from .config import ENV_VARS, Settings, load
+from .config import ENV_VARS, Settings, load, secrets_plan
 from .errors import (
     EXIT_CONFIG,
     EXIT_OK,
@@ -44,6 +44,7 @@ NEEDS: dict[str, frozenset[str]] = {
     "upgrade": frozenset({"db", "upgrade"}),
     "roll": frozenset({"roll"}),
     "run": frozenset({"db", "install", "upgrade", "roll"}),
+    "secrets": frozenset(),
 }
 
 
@@ -69,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
         "upgrade": "run core:update once when the code is newer than version_core",
         "roll": "restart the Deployment (kubectl rollout restart) and wait for it",
         "run": "status, then install or upgrade as needed, then roll (what the Jobs run)",
+        "secrets": "create each Secret of MATOMO_HOOK_SECRETS that is absent, with random "
+        "values; never change an existing one (the pre-install Job runs it)",
     }
     for name, text in helps.items():
         sub.add_parser(
@@ -139,6 +142,16 @@ def _locked_sequence(
     _print_state(st.public())
 
 
+def _secrets(namespace: str) -> None:
+    from . import secrets  # noqa: PLC0415 -- imports kubernetes
+
+    plan = secrets_plan()
+    outcomes = secrets.ensure(
+        namespace, plan.specs, plan.labels, plan.annotations, timeout=plan.timeout
+    )
+    _print_state({"secrets": [o.public() for o in outcomes]})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command: str = args.command
@@ -149,7 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         logs.REDACTOR.add(*settings.secrets())
         logs.CONTEXT["step"] = command
         logs.event("start", step=command, version=__version__)
-        if command != "roll":
+        if command == "secrets":
+            _secrets(settings.namespace)
+        elif command != "roll":
             _db_sequence(settings, command)
         if command in ("roll", "run"):
             from . import rollout  # noqa: PLC0415

@@ -6,6 +6,7 @@ and saying what would fix it.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import zoneinfo
@@ -50,7 +51,13 @@ ENV_VARS: list[tuple[str, str, str]] = [
     ("MATOMO_HOOK_UPGRADE_TIMEOUT", "1800", "seconds to wait for core:update"),
     ("MATOMO_HOOK_ROLLOUT_TIMEOUT", "600", "seconds to wait for the rollout"),
     ("MATOMO_HOOK_LOCK_TIMEOUT", "600", "seconds to wait for the advisory lock"),
-    ("KUBECONFIG", "", "used by roll when KUBERNETES_SERVICE_HOST is unset"),
+    (
+        "MATOMO_HOOK_SECRETS",
+        "(required for secrets)",
+        'JSON {"secrets": [{"name": N, "keys": {KEY: LENGTH}}], "labels": {}, "annotations": {}}',
+    ),
+    ("MATOMO_HOOK_SECRETS_TIMEOUT", "60", "seconds secrets retries a refused or failed API call"),
+    ("KUBECONFIG", "", "used by roll and secrets when KUBERNETES_SERVICE_HOST is unset"),
 ]
 
 LOGIN_RE = re.compile(r"^[A-Za-z0-9_.@+-]{2,100}$")
@@ -59,6 +66,8 @@ EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 UTC_OFFSET_RE = re.compile(r"^UTC[+-](\d{1,2})(\.(25|5|75))?$")
 VERSION_RE = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?$")
 HOSTNAME_RE = re.compile(r"^[A-Za-z0-9_.:\[\]-]+$")
+SECRET_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+SECRET_KEY_RE = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
 
 
 @dataclass(frozen=True)
@@ -117,6 +126,72 @@ class Settings:
         if self.superuser:
             values.append(self.superuser.password)
         return [v for v in values if v]
+
+
+@dataclass(frozen=True)
+class SecretSpec:
+    """A Secret ``matomo-hook secrets`` creates when absent: key -> length of its value."""
+
+    name: str
+    keys: dict[str, int]
+
+
+@dataclass(frozen=True)
+class SecretsPlan:
+    specs: list[SecretSpec]
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    timeout: float
+
+
+def _string_map(raw: object, what: str) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in raw.items()
+    ):
+        raise ConfigError(f"MATOMO_HOOK_SECRETS: {what} must map strings to strings")
+    return dict(raw)
+
+
+def secrets_plan(env: Mapping[str, str] | None = None) -> SecretsPlan:
+    """Parses ``MATOMO_HOOK_SECRETS``: ``{"secrets": [{"name": "F-salt", "keys": {"salt": 64}}],
+    "labels": {...}, "annotations": {...}}`` (what the chart's Job ``F-secrets`` sets)."""
+    e = _Env(os.environ if env is None else env)
+    raw = e.required(
+        "MATOMO_HOOK_SECRETS", 'JSON like {"secrets": [{"name": "x", "keys": {"salt": 64}}]}'
+    )
+    try:
+        doc = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"MATOMO_HOOK_SECRETS is not JSON ({exc.msg}): fix its value") from None
+    items = doc.get("secrets") if isinstance(doc, dict) else None
+    if not isinstance(items, list) or not items:
+        raise ConfigError("MATOMO_HOOK_SECRETS has no list 'secrets': name at least one Secret")
+    specs: list[SecretSpec] = []
+    for item in items:
+        name = item.get("name") if isinstance(item, dict) else None
+        keys = item.get("keys") if isinstance(item, dict) else None
+        if not isinstance(name, str) or len(name) > 253 or not SECRET_NAME_RE.match(name):
+            raise ConfigError(
+                f"MATOMO_HOOK_SECRETS: Secret name {name!r} is not a DNS-1123 subdomain"
+            )
+        if not isinstance(keys, dict) or not keys:
+            raise ConfigError(f"MATOMO_HOOK_SECRETS: Secret {name} has no 'keys' {{key: length}}")
+        for key, length in keys.items():
+            if not SECRET_KEY_RE.match(key):
+                raise ConfigError(f"MATOMO_HOOK_SECRETS: key {key!r} of {name} is not a Secret key")
+            if not isinstance(length, int) or isinstance(length, bool) or not 16 <= length <= 256:
+                raise ConfigError(
+                    f"MATOMO_HOOK_SECRETS: length of {name}/{key} must be an integer 16-256"
+                )
+        specs.append(SecretSpec(name=name, keys=dict(keys)))
+    return SecretsPlan(
+        specs=specs,
+        labels=_string_map(doc.get("labels"), "labels"),
+        annotations=_string_map(doc.get("annotations"), "annotations"),
+        timeout=e.number("MATOMO_HOOK_SECRETS_TIMEOUT", "60"),
+    )
 
 
 def valid_timezone(tz: str) -> bool:
