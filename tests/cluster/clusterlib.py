@@ -25,6 +25,11 @@ VALUES = {"local": REPO / "values" / "local.yaml", "prod": REPO / "values" / "pr
 RELEASE = "matomo"  # contains "matomo", so F (matomo.fullname) == RELEASE
 F = RELEASE
 HELM_TIMEOUT = os.environ.get("CLUSTER_TEST_HELM_TIMEOUT", "5m")
+# kwok runs no container: the pods of the Job F-secrets carry this annotation so
+# that tests/fixtures/localexec.py runs `matomo-hook secrets` for them, as a
+# local process with the pod's ServiceAccount token (the session fixture
+# `local_exec` of conftest.py).
+LOCAL_EXEC = ["--set-string", "hook.secrets.podAnnotations.matomo-k8s\\.test/exec=local"]
 
 # The PodSecurity level each component's pods must pass (README: security contexts).
 POD_SECURITY = {
@@ -64,13 +69,13 @@ class Helm:
         return proc
 
     def install(self, namespace: str, values: Path, *extra: str, wait: bool = True) -> subprocess.CompletedProcess[str]:
-        args = ["install", RELEASE, str(CHART), "-n", namespace, "-f", str(values), *extra]
+        args = ["install", RELEASE, str(CHART), "-n", namespace, "-f", str(values), *LOCAL_EXEC, *extra]
         if wait:
             args += ["--wait", "--timeout", HELM_TIMEOUT]
         return self.run(*args)
 
     def upgrade(self, namespace: str, values: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-        return self.run("upgrade", RELEASE, str(CHART), "-n", namespace, "-f", str(values), "--wait",
+        return self.run("upgrade", RELEASE, str(CHART), "-n", namespace, "-f", str(values), *LOCAL_EXEC, "--wait",
                         "--timeout", HELM_TIMEOUT, *extra)
 
     def status(self, namespace: str) -> dict[str, Any]:
@@ -82,7 +87,7 @@ class Helm:
         return str(self.cp.get("/version")["gitVersion"]).split("-")[0]
 
     def template(self, values: Path, namespace: str, *extra: str) -> str:
-        return self.run("template", RELEASE, str(CHART), "-n", namespace, "-f", str(values),
+        return self.run("template", RELEASE, str(CHART), "-n", namespace, "-f", str(values), *LOCAL_EXEC,
                         "--kube-version", self.kube_version, *extra).stdout
 
 

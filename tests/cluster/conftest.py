@@ -14,6 +14,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from clusterlib import CHART, Helm, _counter  # noqa: E402
 from fixtures.controlplane import ControlPlane, find_binary  # noqa: E402
+from fixtures.localexec import LocalExecutor, local_executor  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def local_exec(controlplane: ControlPlane) -> Iterator[LocalExecutor]:
+    """Runs the containers of pods annotated matomo-k8s.test/exec=local (the Job F-secrets) as local processes."""
+    with local_executor(controlplane) as ex:
+        yield ex
 
 
 @pytest.fixture(scope="session")

@@ -36,6 +36,23 @@ from clusterlib import (
 from fixtures.controlplane import ControlPlane, find_binary
 
 HOOK = f"{F}-hook"
+SECRETS_HOOK = f"{F}-secrets"
+GENERATED_BY = "matomo-k8s.io/generated-by"
+
+
+def generated_secrets(values: Path) -> set[str]:
+    """The Secrets the Job F-secrets creates for a values file (what the README promises)."""
+    v = yaml.safe_load(values.read_text()) or {}
+    m, db = v.get("matomo") or {}, v.get("database") or {}
+    names = set()
+    if not (m.get("salt") or {}).get("existingSecret"):
+        names.add(f"{F}-salt")
+    su = m.get("superuser") or {}
+    if not (su.get("existingSecret") or su.get("password")):
+        names.add(f"{F}-superuser")
+    if db.get("mode", "embedded") == "embedded" and not db.get("existingSecret"):
+        names.add(f"{F}-database-root" if db.get("password") else f"{F}-database")
+    return names
 
 
 @dataclass
@@ -195,8 +212,15 @@ def test_install(step: Release) -> None:
     assert status["version"] == 1
     rel.salt = secret_data(rel.cp, rel.namespace, f"{F}-salt")
     assert rel.salt.get("salt"), f"Secret {F}-salt has no key salt"
-    assert rel.cp.get(f"/api/v1/namespaces/{rel.namespace}/secrets/{F}-salt")["metadata"].get(
-        "annotations", {}).get("helm.sh/resource-policy") == "keep"
+    # made by the pre-install Job, before the Deployment, and not Helm's (so uninstall keeps it)
+    runs = [v for v in rec.named(SECRETS_HOOK)]
+    assert runs and job_succeeded(runs[-1]), f"the pre-install Job {SECRETS_HOOK} did not complete"
+    dep_created = rel.deployment()["metadata"]["creationTimestamp"]
+    for name in generated_secrets(rel.values):
+        meta = rel.cp.get(f"/api/v1/namespaces/{rel.namespace}/secrets/{name}")["metadata"]
+        assert GENERATED_BY in (meta.get("annotations") or {}), f"Secret {name} was not made by {SECRETS_HOOK}"
+        assert "meta.helm.sh/release-name" not in (meta.get("annotations") or {}), f"Secret {name} is Helm's"
+        assert meta["creationTimestamp"] <= dep_created, f"Secret {name} appeared after the Deployment"
     assert deployment_available(rel.cp, rel.namespace, F)
     dep = rel.deployment()
     containers = dep["spec"]["template"]["spec"]["containers"]
@@ -351,15 +375,14 @@ def test_uninstall_keeps_only_what_is_kept(step: Release) -> None:
             for vct in doc["spec"].get("volumeClaimTemplates") or []:
                 for i in range(doc["spec"].get("replicas", 1)):
                     claims.add(f"PersistentVolumeClaim/{vct['metadata']['name']}-{doc['metadata']['name']}-{i}")
-    allowed_keep = {f"Secret/{F}-salt", f"Secret/{F}-superuser"}
-    if rel.name == "local":  # embedded: the generated password goes with the kept data volume
-        allowed_keep.add(f"Secret/{F}-database")
+    allowed_keep = {f"Secret/{F}-superuser"}  # only when matomo.superuser.password renders it
     assert keep <= allowed_keep, f"objects kept on uninstall beyond the documented ones: {keep - allowed_keep}"
-    assert f"Secret/{F}-salt" in keep, "the salt Secret is not kept on uninstall"
+    generated = {f"Secret/{n}" for n in generated_secrets(rel.values)}
+    assert f"Secret/{F}-salt" in generated, "the salt Secret is not generated outside Helm (kept on uninstall)"
     rel.helm.run("uninstall", "matomo", "-n", rel.namespace, "--wait", "--timeout", "5m")
     if rel.name == "local":
         assert claims, "the embedded database has no PersistentVolumeClaim"
-    expected = keep | claims | rel.preexisting
+    expected = keep | claims | rel.preexisting | generated
     transient = ("Pod/", "ReplicaSet/", "ControllerRevision/", "Job/")
 
     def last_hook_run(obj: str) -> bool:

@@ -1,0 +1,155 @@
+"""Values that would fail later fail at render (issue 11, point 5).
+
+Every value that becomes a Kubernetes object name, a cron schedule, a time
+zone, a URL, or one of a pair of bounds is checked by values.schema.json or
+by a template `fail` (templates/_helpers-validate.tpl). Each case is fed to
+`helm lint --strict` and `helm template`: both must fail, and the output must
+name the value. VALID shows the checks do not refuse what Kubernetes and
+Matomo accept.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from chartlib import CHART, KUBE_VERSION, run_helm
+
+# family -> case -> (values, words the error must contain, release name)
+REJECTED: dict[str, dict[str, tuple[dict, list[str]]]] = {
+    "name": {
+        "fullnameOverride-uppercase": ({"fullnameOverride": "Matomo"}, ["fullnameOverride"]),
+        "fullnameOverride-starts-with-digit": ({"fullnameOverride": "1matomo"}, ["fullnameOverride"]),
+        "nameOverride-underscore": ({"nameOverride": "my_matomo"}, ["nameOverride"]),
+        "salt-existingSecret": ({"matomo": {"salt": {"existingSecret": "My Salt"}}}, ["matomo.salt.existingSecret"]),
+        "superuser-existingSecret": ({"matomo": {"superuser": {"existingSecret": "admin_pw"}}},
+                                     ["matomo.superuser.existingSecret"]),
+        "database-existingSecret": ({"database": {"existingSecret": "-db"}}, ["database.existingSecret"]),
+        "secret-key": ({"database": {"existingSecret": "db", "existingSecretKey": "pass word"}},
+                       ["database.existingSecretKey"]),
+        "credentials-secret": ({"database": {"cloudsql": {"credentials": {"existingSecret": "Key"}}}},
+                               ["database.cloudsql.credentials.existingSecret"]),
+        "serviceAccount-name": ({"serviceAccount": {"create": False, "name": "My SA"}}, ["serviceAccount.name"]),
+        "imagePullSecret": ({"imagePullSecrets": [{"name": "Reg_Cred"}]}, ["imagePullSecrets"]),
+        "storageClass": ({"database": {"embedded": {"persistence": {"storageClass": "fast SSD"}}}},
+                         ["database.embedded.persistence.storageClass"]),
+        "tls-secretName": ({"ingress": {"enabled": True, "hosts": ["a.example.org"],
+                                        "tls": [{"secretName": "TLS", "hosts": ["a.example.org"]}]}},
+                           ["ingress.tls"]),
+        "ingress-className": ({"ingress": {"className": "NGINX"}}, ["ingress.className"]),
+        "priorityClassName": ({"priorityClassName": "High"}, ["priorityClassName"]),
+    },
+    "cron": {
+        "four-fields": ({"archiver": {"schedule": "5 * * *"}}, ["archiver.schedule"]),
+        "minute-out-of-range": ({"archiver": {"schedule": "61 * * * *"}}, ["archiver.schedule", "minute 61"]),
+        "hour-out-of-range": ({"archiver": {"schedule": "0 24 * * *"}}, ["archiver.schedule", "hour 24"]),
+        "zero-step": ({"archiver": {"schedule": "*/0 * * * *"}}, ["archiver.schedule", "step"]),
+        "bad-month-name": ({"archiver": {"schedule": "0 0 1 FOO *"}}, ["archiver.schedule", "FOO"]),
+        "timezone-in-schedule": ({"archiver": {"schedule": "TZ=UTC 5 * * * *"}}, ["archiver.schedule"]),
+        "unknown-macro": ({"archiver": {"schedule": "@fortnightly"}}, ["archiver.schedule"]),
+    },
+    "timezone": {
+        "archiver-space": ({"archiver": {"timeZone": "Europe Berlin"}}, ["archiver.timeZone"]),
+        "archiver-Local": ({"archiver": {"timeZone": "Local"}}, ["archiver.timeZone"]),
+        "archiver-path": ({"archiver": {"timeZone": "../etc/passwd"}}, ["archiver.timeZone"]),
+        "site-lowercase": ({"matomo": {"site": {"timezone": "berlin"}}}, ["matomo.site.timezone"]),
+        "site-offset-too-large": ({"matomo": {"site": {"timezone": "UTC+15"}}}, ["matomo.site.timezone"]),
+    },
+    "url": {
+        "url-without-scheme": ({"matomo": {"url": "matomo.example.org"}}, ["matomo.url"]),
+        "url-ftp": ({"matomo": {"url": "ftp://matomo.example.org"}}, ["matomo.url"]),
+        "url-no-host": ({"matomo": {"url": "https:///matomo"}}, ["matomo.url"]),
+        "url-space": ({"matomo": {"url": "https://matomo example.org"}}, ["matomo.url"]),
+        "site-url-no-host": ({"matomo": {"site": {"url": "http://"}}}, ["matomo.site.url"]),
+        "site-url-quote": ({"matomo": {"site": {"url": 'https://example.org/"x'}}}, ["matomo.site.url"]),
+    },
+    "bounds": {
+        "autoscaling-min-above-max": ({"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2}},
+                                      ["autoscaling.minReplicas (5)", "autoscaling.maxReplicas (2)"]),
+        "pdb-min-available-all-replicas": ({"replicaCount": 2, "podDisruptionBudget": {"minAvailable": 2}},
+                                           ["podDisruptionBudget.minAvailable (2)", "replicaCount (2)"]),
+        "pdb-min-available-hpa": ({"autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 4},
+                                   "podDisruptionBudget": {"minAvailable": 3}},
+                                  ["podDisruptionBudget.minAvailable (3)", "autoscaling.minReplicas (2)"]),
+        "pdb-bad-percentage": ({"podDisruptionBudget": {"maxUnavailable": "half"}}, ["podDisruptionBudget.maxUnavailable"]),
+        "hook-deadline-below-timeouts": ({"hook": {"activeDeadlineSeconds": 600}},
+                                         ["hook.activeDeadlineSeconds (600)", "hook.timeouts (1620 s)"]),
+        "secrets-deadline-below-api-timeout": ({"hook": {"secrets": {"activeDeadlineSeconds": 30, "apiTimeout": 60}}},
+                                               ["hook.secrets.activeDeadlineSeconds (30)", "hook.secrets.apiTimeout (60)"]),
+    },
+}
+
+CASES = {f"{family}/{name}": case for family, cases in REJECTED.items() for name, case in cases.items()}
+
+VALID = {
+    "dotted-secret-names": {"matomo": {"salt": {"existingSecret": "matomo.salt-1", "existingSecretKey": "SALT_value"}},
+                            "database": {"existingSecret": "db.credentials"}},
+    "cron-ranges-steps-names": {"archiver": {"schedule": "*/15 1-3,5 1 JAN,feb MON-FRI"}},
+    "cron-question-mark": {"archiver": {"schedule": "0 0 ? * 7"}},
+    "cron-macro": {"archiver": {"schedule": "@daily"}},
+    "archiver-timezones": {"archiver": {"timeZone": "America/Argentina/Buenos_Aires"}},
+    "archiver-timezone-abbrev": {"archiver": {"timeZone": "CET"}},
+    "archiver-timezone-etc": {"archiver": {"timeZone": "Etc/GMT+5"}},
+    "site-timezone-offset": {"matomo": {"site": {"timezone": "UTC+5.5"}}},
+    "site-timezone-iana": {"matomo": {"site": {"timezone": "America/Port-au-Prince"}}},
+    "url-port-path": {"matomo": {"url": "https://stats.example.org:8443/matomo",
+                                 "site": {"url": "http://[2001:db8::1]:8080/shop"}}},
+    "pdb-percentage": {"replicaCount": 3, "podDisruptionBudget": {"minAvailable": "50%"}},
+    "pdb-min-below-replicas": {"replicaCount": 3, "podDisruptionBudget": {"minAvailable": 2}},
+    "autoscaling-equal-bounds": {"autoscaling": {"enabled": True, "minReplicas": 3, "maxReplicas": 3}},
+    "fullname-override": {"fullnameOverride": "stats-prod"},
+}
+
+
+def normalise(text: str) -> str:
+    """`/database/mode` (helm >= 3.18) -> `database.mode`."""
+    return re.sub(r"/(?=[A-Za-z_])", ".", text).replace("'.", "'")
+
+
+def _helm(helm: str, command: str, values_file: Path, release: str = "matomo"):
+    if command == "lint":
+        return run_helm(helm, "lint", "--strict", str(CHART), "-f", str(values_file))
+    return run_helm(helm, "template", release, str(CHART), "--kube-version", KUBE_VERSION, "-f", str(values_file))
+
+
+def test_every_family_has_cases() -> None:
+    assert set(REJECTED) == {"name", "cron", "timezone", "url", "bounds"}
+    assert all(len(cases) >= 2 for cases in REJECTED.values())
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("command", ["lint", "template"])
+def test_value_rejected_naming_it(helm: str, tmp_path: Path, case: str, command: str) -> None:
+    values, words = CASES[case]
+    values_file = tmp_path / "values.yaml"
+    values_file.write_text(yaml.safe_dump(values))
+    result = _helm(helm, command, values_file)
+    output = normalise(result.stdout + result.stderr)
+    if command == "lint" and result.returncode == 0:
+        # helm lint renders in lint mode, where a template `fail` is only reported (as INFO):
+        # the schema's refusals fail it, the template's must at least be reported
+        assert "Fail:" in output, f"{case}: helm lint accepted it without a word:\n{output[-2000:]}"
+    else:
+        assert result.returncode != 0, f"{case}: helm {command} accepted it:\n{output[-2000:]}"
+    for word in words:
+        assert word in output, f"{case}: the error does not name {word!r}:\n{output[-2000:]}"
+
+
+def test_release_name_that_cannot_name_a_service_is_rejected(helm: str, tmp_path: Path) -> None:
+    values_file = tmp_path / "values.yaml"
+    values_file.write_text("{}\n")
+    result = _helm(helm, "template", values_file, release="1stats")
+    assert result.returncode != 0
+    assert "fullnameOverride" in result.stderr and '"1stats-matomo"' in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("name", sorted(VALID))
+def test_valid_values_accepted(helm: str, tmp_path: Path, name: str) -> None:
+    values_file = tmp_path / "values.yaml"
+    values_file.write_text(yaml.safe_dump(VALID[name]))
+    for command in ("lint", "template"):
+        result = _helm(helm, command, values_file)
+        assert result.returncode == 0, f"{name}: helm {command}: {result.stdout[-1500:]}{result.stderr}"
