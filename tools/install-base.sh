@@ -6,8 +6,10 @@
 #     run the rendered init script and web server configs through them; their
 #     services are never started either), the PHP extensions, mod_php, curl,
 #     bubblewrap and iproute2 of tests/genuine, and the shell linter shellcheck;
-#   - helm, helm-unittest (as the helm plugin `unittest`), ct, helm-docs and
-#     actionlint (GitHub workflows), built from their Go modules into .tools/bin;
+#   - helm, helm-unittest (as the helm plugin `unittest`), ct, helm-docs,
+#     actionlint (GitHub workflows), helmfile and helm-diff (as the helm plugin
+#     `diff`, which `helmfile apply` runs), built from their Go modules into
+#     .tools/bin;
 #   - ct's chart_schema.yaml and lintconf.yaml into .tools/etc;
 #   - the virtualenv .tools/venv from requirements-dev.txt, plus `-e ./hooks`
 #     when hooks/pyproject.toml exists.
@@ -26,9 +28,13 @@ HELM_UNITTEST_VERSION=v1.0.3
 CT_VERSION=v3.13.0
 HELM_DOCS_VERSION=v1.14.2
 ACTIONLINT_VERSION=v1.7.12
+HELMFILE_VERSION=v1.8.0
+HELM_DIFF_VERSION=v3.9.14
 # The public checksum database has no record of chart-testing on this
 # workplace's module proxy, so its download is checked against this pin.
 CT_MODULE_SUM="h1:jww7UnQQQ3arcL4+qLnLep8yf0ls4vYZX9WtK9xPCDA="
+# Likewise helm-diff (the newest version the module proxy here serves).
+HELM_DIFF_MODULE_SUM="h1:pguvdUgk6UQeCL6xXZ2zIWYqbMi3Z0we2xmhAf3+G4g="
 # tests/genuine runs genuine Matomo in the chart's pods: PHP 8.2 with the
 # extensions Matomo needs, Apache with mod_php (the upstream image's
 # apache2-foreground), curl (the helm test pod), bubblewrap and iproute2 (a
@@ -200,6 +206,48 @@ build_actionlint() {
     "-X github.com/rhysd/actionlint.version=${ACTIONLINT_VERSION}"
 }
 
+# helmfile (examples/helmfile, tests/cluster/test_cluster_helmfile.py). Its
+# go.mod has replace directives, so `go install` refuses it: build the
+# downloaded module as its own main module.
+build_helmfile() {
+  local key="${HELMFILE_VERSION}"
+  if stamp_ok "helmfile.${key}" && [[ -x "${BIN}/helmfile" ]]; then return 0; fi
+  log "building helmfile ${HELMFILE_VERSION}"
+  local dir
+  dir="$(module_dir "github.com/helmfile/helmfile@${HELMFILE_VERSION}" | head -1)"
+  (cd "${dir}" && CGO_ENABLED=0 "${GO}" build -trimpath \
+    -ldflags "-s -w -X go.szostok.io/version.version=${HELMFILE_VERSION}" -o "${BIN}/helmfile" .)
+  stamp_set_key helmfile "${key}"
+}
+
+# helm-diff, installed as the helm plugin `diff` in .tools/helm-plugins:
+# `helmfile apply` diffs each release with it before upgrading.
+build_helm_diff() {
+  local key="${HELM_DIFF_VERSION}"
+  local plugin="${TOOLS}/helm-plugins/diff"
+  if stamp_ok "helm-diff.${key}" && [[ -x "${plugin}/bin/diff" ]]; then return 0; fi
+  log "building helm-diff ${HELM_DIFF_VERSION}"
+  local out dir sum
+  out="$(GONOSUMDB=github.com/databus23/helm-diff module_dir "github.com/databus23/helm-diff/v3@${HELM_DIFF_VERSION}")"
+  dir="$(sed -n 1p <<<"${out}")"
+  sum="$(sed -n 2p <<<"${out}")"
+  [[ "${sum}" == "${HELM_DIFF_MODULE_SUM}" ]] || die "helm-diff ${HELM_DIFF_VERSION}: module hash ${sum} is not the pinned ${HELM_DIFF_MODULE_SUM}"
+  mkdir -p "${plugin}/bin"
+  (cd "${dir}" && CGO_ENABLED=0 GONOSUMDB=github.com/databus23/helm-diff "${GO}" build -trimpath \
+    -ldflags "-s -w -X github.com/databus23/helm-diff/v3/cmd.Version=${HELM_DIFF_VERSION#v}" \
+    -o "${plugin}/bin/diff" .)
+  # Not the module's plugin.yaml: its install hooks download a release binary.
+  cat >"${plugin}/plugin.yaml" <<EOF
+name: "diff"
+version: "${HELM_DIFF_VERSION#v}"
+usage: "Preview helm upgrade changes as a diff"
+description: "Preview helm upgrade changes as a diff"
+useTunnel: true
+command: "\$HELM_PLUGIN_DIR/bin/diff"
+EOF
+  stamp_set_key helm-diff "${key}"
+}
+
 # ---------------------------------------------------------------- Python
 hash_of() { sha256sum "$@" | sha256sum | cut -c1-16; }
 
@@ -237,6 +285,8 @@ main() {
   build_ct
   build_helm_docs
   build_actionlint
+  build_helm_diff
+  build_helmfile
   install_venv
   log "base toolchain ready ($((SECONDS - t0)) s)"
 }
