@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from clusterlib import F, NAMESPACE_LEVEL, RELEASE, REPO, VALUES, Helm, wait_until
 from gitopslib import argo_sync, generated_plan, secrets_state
 
@@ -49,11 +50,23 @@ def _assert_no_value_logged(ex: LocalExecutor, namespace: str, secrets: dict[str
             assert v not in run.stdout + run.stderr, f"a Secret value appears in the output of {run.pod}"
 
 
+def _values(source: str, tmp_path: Path) -> Path:
+    if source == "examples/argocd":  # the example Application's valuesObject
+        app = yaml.safe_load((REPO / "examples/argocd/application.yaml").read_text())
+        path = tmp_path / "argocd-values.yaml"
+        path.write_text(yaml.safe_dump(app["spec"]["source"]["helm"]["valuesObject"]))
+        return path
+    return VALUES[source]
+
+
+@pytest.mark.parametrize("source", ["local", "examples/argocd"])
 def test_argocd_style_sync_twice_changes_no_secret(helm: Helm, controlplane: ControlPlane,
-                                                    namespaces: Callable[..., str], local_exec: LocalExecutor) -> None:
+                                                    namespaces: Callable[..., str], local_exec: LocalExecutor,
+                                                    source: str, tmp_path: Path) -> None:
     cp = controlplane
     ns = namespaces("argo", NAMESPACE_LEVEL["local"])
-    first = helm.template(VALUES["local"], ns)
+    values = _values(source, tmp_path)
+    first = helm.template(values, ns)
     plan = generated_plan(first)
     assert {f"{F}-salt", f"{F}-superuser", f"{F}-database"} <= set(plan), plan
 
@@ -69,7 +82,7 @@ def test_argocd_style_sync_twice_changes_no_secret(helm: Helm, controlplane: Con
         group = "apis/batch/v1" if kind == "jobs" else "api/v1"
         assert not cp.exists(f"/{group}/namespaces/{ns}/{kind}/{SECRETS_HOOK}"), f"{kind} {SECRETS_HOOK} left"
 
-    second = helm.template(VALUES["local"], ns)  # a separate render, as a later Argo CD sync does
+    second = helm.template(values, ns)  # a separate render, as a later Argo CD sync does
     assert second == first, "two renders of the same values differ"
     argo_sync(cp, ns, second)
     after_second = secrets_state(cp, ns)
