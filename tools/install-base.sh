@@ -119,12 +119,21 @@ if "Error" in d: sys.exit("module download failed: " + d["Error"])
 print(d["Dir"]); print(d["Sum"])' "${out}"
 }
 
+# Only the directory. (Not `module_dir ... | head -1`: head may exit before
+# the second line is written, and under pipefail that broken pipe fails the
+# whole step, as it did in a cold build.)
+module_path() {
+  local out
+  out="$(module_dir "$1")"
+  printf '%s\n' "${out%%$'\n'*}"
+}
+
 build_helm() {
   local key="${HELM_VERSION}"
   if stamp_ok "helm.${key}" && [[ -x "${BIN}/helm" ]]; then return 0; fi
   log "building helm ${HELM_VERSION}"
   local dir k8s major minor
-  dir="$(module_dir "helm.sh/helm/v3@${HELM_VERSION}" | head -1)"
+  dir="$(module_path "helm.sh/helm/v3@${HELM_VERSION}")"
   # The release build's ldflags: without them helm believes it talks to
   # Kubernetes 1.20 and refuses charts with kubeVersion >= 1.29.
   k8s="$(cd "${dir}" && "${GO}" list -f '{{.Version}}' -m k8s.io/client-go)" # v0.32.x
@@ -147,7 +156,7 @@ build_helm_unittest() {
   local dir
   # `go install` refuses it (its go.mod has a replace directive): build the
   # downloaded module instead, as its own main module.
-  dir="$(module_dir "github.com/helm-unittest/helm-unittest@${HELM_UNITTEST_VERSION}" | head -1)"
+  dir="$(module_path "github.com/helm-unittest/helm-unittest@${HELM_UNITTEST_VERSION}")"
   mkdir -p "${plugin}"
   (cd "${dir}" && CGO_ENABLED=0 "${GO}" build -trimpath \
     -ldflags "-s -w -X github.com/helm-unittest/helm-unittest/internal/build.version=${HELM_UNITTEST_VERSION#v}" \
@@ -214,7 +223,7 @@ build_helmfile() {
   if stamp_ok "helmfile.${key}" && [[ -x "${BIN}/helmfile" ]]; then return 0; fi
   log "building helmfile ${HELMFILE_VERSION}"
   local dir
-  dir="$(module_dir "github.com/helmfile/helmfile@${HELMFILE_VERSION}" | head -1)"
+  dir="$(module_path "github.com/helmfile/helmfile@${HELMFILE_VERSION}")"
   (cd "${dir}" && CGO_ENABLED=0 "${GO}" build -trimpath \
     -ldflags "-s -w -X go.szostok.io/version.version=${HELMFILE_VERSION}" -o "${BIN}/helmfile" .)
   stamp_set_key helmfile "${key}"
