@@ -106,10 +106,10 @@ def ensure_one(
     if existing is not None:
         _check_keys(existing, spec, namespace)
         return Outcome(spec.name, created=False)
-    data = {
-        key: base64.b64encode(generate(length).encode()).decode()
-        for key, length in spec.keys.items()
-    }
+    values = {key: generate(length) for key, length in spec.keys.items()}
+    # never logged; registered anyway, so no error text could carry one
+    logs.REDACTOR.add(*values.values())
+    data = {key: base64.b64encode(v.encode()).decode() for key, v in values.items()}
     body = {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -134,7 +134,7 @@ def ensure_one(
     except (http_exc, OSError) as exc:
         raise _fail(exc, "create", namespace, spec.name) from None
     finally:
-        del data, body
+        del values, data, body
     return Outcome(spec.name, created=True)
 
 
