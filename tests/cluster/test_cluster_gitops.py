@@ -36,7 +36,7 @@ from fixtures.localexec import LocalExecutor, hook_binary
 
 SECRETS_HOOK = f"{F}-secrets"
 # The last commit of main whose chart generated the salt with `lookup` (chart 0.1.0).
-PREVIOUS_CHART_COMMIT = "c72b217afecc84f1fd920f99c9c1e7beb85ca3bf"
+PREVIOUS_CHART_COMMIT = "74a5861a463773e3ee9878c596de5f012530aba9"
 
 
 def _decoded(data: dict[str, str]) -> list[str]:
