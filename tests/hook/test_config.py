@@ -123,3 +123,37 @@ def test_help_lists_every_variable_and_does_not_import_kubernetes() -> None:
     res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          env={"PATH": "/usr/bin:/bin"})  # fmt: skip
     assert res.returncode == 0, res.stderr
+
+
+def test_cloudsql_iam_empty_password_file_is_accepted(tmp_path: Path, mariadb, mariadb_database: str) -> None:  # type: ignore[no-untyped-def]
+    """With database.cloudsql.autoIAMAuthn the chart mounts an empty database password
+    (templates/database/secret.yaml); the proxy logs in, the hook must not refuse it.
+    Here a MariaDB account without a password stands in for the IAM user behind the proxy."""
+    import base64
+
+    import yaml
+
+    from fixtures.controlplane import find_binary
+
+    helm = find_binary("helm")
+    if not helm:
+        pytest.skip("helm not found: run ./dev tools")
+    chart = Path(__file__).resolve().parents[2] / "charts" / "matomo"
+    out = subprocess.run([helm, "template", "m", str(chart), "-s", "templates/database/secret.yaml",
+                          "--set", "database.mode=cloudsql", "--set", "database.cloudsql.instanceConnectionName=p:r:i",
+                          "--set", "database.cloudsql.autoIAMAuthn=true"], capture_output=True, text=True, check=True)
+    secret = yaml.safe_load(out.stdout)
+    data = secret.get("data") or {}
+    password = base64.b64decode(data["password"]).decode() if "password" in data else secret["stringData"]["password"]
+    assert password == ""
+    (tmp_path / "database-password").write_text(password)
+    with mariadb.root() as conn, conn.cursor() as cur:
+        cur.execute("CREATE USER IF NOT EXISTS 'iam'@'%'")
+        cur.execute(f"GRANT ALL PRIVILEGES ON `{mariadb_database}`.* TO 'iam'@'%'")
+    env = {**good_env(tmp_path, mariadb.port), "MATOMO_DATABASE_USERNAME": "iam",
+           "MATOMO_DATABASE_DBNAME": mariadb_database,
+           "MATOMO_DATABASE_PASSWORD_FILE": str(tmp_path / "database-password")}
+    del env["MATOMO_DATABASE_PASSWORD"]
+    res = run_hook(env, "status")
+    assert res.returncode == 0, res.stderr
+    assert res.state()["state"] == "empty"

@@ -230,8 +230,9 @@ class _Env:
             raise ConfigError(f"{name} is not set: set it to {what}")
         return value
 
-    def secret(self, name: str, required: bool) -> str | None:
-        """A secret from NAME or NAME_FILE (exactly one)."""
+    def secret(self, name: str, required: bool, empty_file_ok: bool = False) -> str | None:
+        """A secret from NAME or NAME_FILE (exactly one). ``empty_file_ok``: an empty
+        file is a value (the database password with Cloud SQL IAM authentication)."""
         file_var = f"{name}_FILE"
         direct = self.get(name)
         path = self.get(file_var)
@@ -246,7 +247,7 @@ class _Env:
                     "mount the Secret there or fix the path"
                 ) from None
             value = value.removesuffix("\n").removesuffix("\r")
-            if not value:
+            if not value and not empty_file_ok:
                 raise ConfigError(f"{file_var} names an empty file {path!r}: put the value in it")
             return value
         if direct is None and required:
@@ -290,7 +291,9 @@ def _database(e: _Env) -> Database:
             f"MATOMO_DATABASE_PORT={port_raw!r} is not a port: use 1-65535, e.g. 3306"
         )
     username = e.required("MATOMO_DATABASE_USERNAME", "the database user name")
-    password = e.secret("MATOMO_DATABASE_PASSWORD", required=True)
+    # The chart renders an empty password for Cloud SQL IAM authentication
+    # (database.cloudsql.autoIAMAuthn): the proxy logs in, the password is unused.
+    password = e.secret("MATOMO_DATABASE_PASSWORD", required=True, empty_file_ok=True)
     assert password is not None
     _no_quote_or_newline("MATOMO_DATABASE_PASSWORD", password)
     dbname = e.required("MATOMO_DATABASE_DBNAME", "the database name")
