@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # Build the Kubernetes control plane used by tests/cluster at pinned versions:
-#   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl(k8s.io/kubernetes, built from the Go module)
+#   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl,
+#   kubelet, kube-proxy                               (k8s.io/kubernetes, built from the Go module)
 #   etcd                                              (go.etcd.io/etcd/server/v3, built from the Go module)
 #   kwok                                              (sigs.k8s.io/kwok, go install)
+#   coredns                                           (github.com/coredns/coredns, go install)
+# kubelet, kube-proxy and coredns are the real node of tests/node
+# (tests/fixtures/node.py); containerd, runc and the CNI plugins come from
+# Debian (tools/install-base.sh).
 # Binaries go to .tools/k8s/bin; a stamp file keyed by the version makes the
 # second run a no-op. Go caches stay in their default global locations (or
 # whatever GOMODCACHE/GOCACHE say), so a rebuild after a version bump is warm.
@@ -12,12 +17,13 @@
 # is not (k8s.io/endpointslice@v0.31.14 is unavailable from the proxy).
 #
 # Usage: tools/install-k8s.sh [--force]
-#   env: K8S_VERSION, ETCD_VERSION, KWOK_VERSION; INSTALL_K8S_DIR (default .tools/k8s)
+#   env: K8S_VERSION, ETCD_VERSION, KWOK_VERSION, COREDNS_VERSION; INSTALL_K8S_DIR (default .tools/k8s)
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-v1.34.12}"
 ETCD_VERSION="${ETCD_VERSION:-v3.5.17}"
 KWOK_VERSION="${KWOK_VERSION:-v0.7.0}"
+COREDNS_VERSION="${COREDNS_VERSION:-v1.12.4}"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="${INSTALL_K8S_DIR:-${ROOT}/.tools/k8s}"
@@ -97,9 +103,10 @@ build_kubernetes() {
   ldflags+=" -X k8s.io/component-base/version.gitTreeState=clean"
   ldflags+=" -X k8s.io/component-base/version.buildDate=1970-01-01T00:00:00Z"
   ldflags+=" -X k8s.io/client-go/pkg/version.gitVersion=${K8S_VERSION}"
-  log "kubernetes ${K8S_VERSION}: building kube-apiserver kube-controller-manager kube-scheduler kubectl"
+  log "kubernetes ${K8S_VERSION}: building kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy"
   (cd "${src}" && GOFLAGS="${GOFLAGS} -mod=mod" go build -trimpath -ldflags "${ldflags}" \
-    -o "${BIN}/" ./cmd/kube-apiserver ./cmd/kube-controller-manager ./cmd/kube-scheduler ./cmd/kubectl)
+    -o "${BIN}/" ./cmd/kube-apiserver ./cmd/kube-controller-manager ./cmd/kube-scheduler ./cmd/kubectl \
+    ./cmd/kubelet ./cmd/kube-proxy)
   rm -rf "${src}"
 }
 
@@ -137,6 +144,14 @@ build_kwok() {
   (cd "${BUILD}" && GOBIN="${BIN}" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@${KWOK_VERSION}")
 }
 
+# --- coredns (the node's cluster DNS) -------------------------------------------
+build_coredns() {
+  (cd "${BUILD}" && GOBIN="${BIN}" go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@${COREDNS_VERSION}")
+}
+
 build etcd "${ETCD_VERSION}" build_etcd etcd
 build kwok "${KWOK_VERSION}" build_kwok kwok
-build kubernetes "${K8S_VERSION}" build_kubernetes kube-apiserver kube-controller-manager kube-scheduler kubectl
+build coredns "${COREDNS_VERSION}" build_coredns coredns
+# the stamp carries the binary list, so a checkout that adds one rebuilds
+build kubernetes "${K8S_VERSION}-node" build_kubernetes kube-apiserver kube-controller-manager kube-scheduler kubectl \
+  kubelet kube-proxy
