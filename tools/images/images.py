@@ -1,0 +1,466 @@
+#!/usr/bin/env python3
+"""Local container images for the real node of tests/node, with no registry.
+
+Every image is built here from Debian packages (mmdebstrap), the genuine
+Matomo release tarballs and the project's own files, written as a
+docker-archive tarball, and loaded into the node's containerd with
+`ctr -n k8s.io images import` (tests/fixtures/node.py). Archives are cached in
+$MATOMO_IMAGE_CACHE (default .tools/images) under a key that hashes every
+input (package lists, scripts, tarballs, hooks/ sources): a second run
+rebuilds nothing, a changed input rebuilds only what depends on it.
+
+    python3 tools/images/images.py build [NAME ...]   # build (or find cached) archives, print their paths
+    python3 tools/images/images.py list               # names, references, cache keys
+
+Names: matomo (matomo:5.1.2-apache, -fpm, 5.0.3-apache, -fpm), mariadb, nginx,
+cloudsql-proxy (a stand-in, see cloud-sql-proxy-standin.py), pause, python
+(the hook's base), hook (hooks/Dockerfile through buildah). What the matomo
+images reproduce of the upstream contract: tools/images/README.md.
+Needs root (mmdebstrap in root mode, buildah) and Debian's package mirror.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+CACHE = Path(os.environ.get("MATOMO_IMAGE_CACHE", REPO / ".tools" / "images"))
+MATOMO_TARBALLS = Path(os.environ.get("MATOMO_TARBALLS", REPO.parent / "shared" / "matomo"))
+SUITE = "bookworm"
+MIRRORS = [
+    f"deb http://deb.debian.org/debian {SUITE} main",
+    f"deb http://deb.debian.org/debian {SUITE}-updates main",
+    f"deb http://deb.debian.org/debian-security {SUITE}-security main",
+]
+# Bump to rebuild everything (a change of this file's logic that the keys do not see).
+RECIPE_VERSION = "1"
+
+MATOMO_VERSIONS = ("5.1.2", "5.0.3")
+MARIADB = "localhost/matomo-test/mariadb:10.11"
+NGINX = "localhost/matomo-test/nginx-unprivileged:1.22"
+PROXY = "localhost/matomo-test/cloud-sql-proxy-standin:2"
+PAUSE = "localhost/matomo-test/pause:1"
+PYTHON = "localhost/matomo-test/python:3.11-bookworm"
+HOOK_REPOSITORY = "ghcr.io/matomo-k8s/matomo-hook"
+
+PHP_PACKAGES = [
+    "apache2", "libapache2-mod-php8.2", "php8.2-fpm", "php8.2-cli",
+    "php8.2-mysql", "php8.2-gd", "php8.2-xml", "php8.2-mbstring", "php8.2-curl", "php8.2-zip",
+    "php8.2-intl", "php8.2-opcache", "php8.2-bcmath", "php8.2-ldap", "php-apcu", "php-redis",
+    "curl", "ca-certificates",
+]
+# docs, man pages and translations are never read in a container
+DPKG_EXCLUDES = ["/usr/share/doc/*", "/usr/share/man/*", "/usr/share/info/*", "/usr/share/locale/*",
+                 "/usr/share/lintian/*"]
+
+
+def log(msg: str) -> None:
+    print(f"[images] {msg}", file=sys.stderr, flush=True)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def key_of(*parts: object) -> str:
+    h = hashlib.sha256(RECIPE_VERSION.encode())
+    for p in parts:
+        if isinstance(p, Path):
+            if p.is_dir():
+                for f in sorted(x for x in p.rglob("*") if x.is_file() and "__pycache__" not in x.parts
+                                and not x.name.endswith(".egg-info") and ".egg-info" not in str(x)):
+                    h.update(str(f.relative_to(p)).encode())
+                    h.update(sha256_file(f).encode())
+            else:
+                h.update(sha256_file(p).encode())
+        else:
+            h.update(json.dumps(p, sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+def cached(name: str, key: str, build: Callable[[Path], None]) -> Path:
+    """CACHE/name-key.tar, built by build(tmp_path) unless it exists; older keys of name removed."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    out = CACHE / f"{name}-{key}.tar"
+    if out.exists():
+        return out
+    t0 = time.monotonic()
+    log(f"building {name} ({key})")
+    tmp = CACHE / f".{name}-{key}.tmp"
+    tmp.unlink(missing_ok=True)
+    try:
+        build(tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    for old in CACHE.glob(f"{name}-*.tar"):
+        old.unlink()
+    tmp.rename(out)
+    log(f"built {name} in {time.monotonic() - t0:.0f}s ({out.stat().st_size >> 20} MiB)")
+    return out
+
+
+# ----------------------------------------------------------------- layers
+def add_user(name: str, uid: int, home: str) -> str:
+    """An essential hook adding a system user and group with a fixed id (passwd is not installed yet)."""
+    return (f"echo '{name}:x:{uid}:' >>\"$1\"/etc/group && echo '{name}:!::' >>\"$1\"/etc/gshadow && "
+            f"echo '{name}:x:{uid}:{uid}::{home}:/usr/sbin/nologin' >>\"$1\"/etc/passwd && "
+            f"echo '{name}:!:1::::::' >>\"$1\"/etc/shadow")
+
+
+def mmdebstrap_layer(out: Path, packages: list[str], customize: list[str], essential: list[str] = ()) -> None:
+    argv = ["mmdebstrap", "--variant=minbase", "--mode=root", "--format=tar", "--quiet",
+            f"--include={','.join(packages)}", "--aptopt=Acquire::Retries \"3\";"]
+    argv += [f"--dpkgopt=path-exclude={p}" for p in DPKG_EXCLUDES]
+    argv += [f"--dpkgopt=path-include=/usr/share/doc/*/copyright"]
+    argv += [f"--essential-hook={h}" for h in essential]
+    argv += [f"--customize-hook={h}" for h in customize]
+    # no apt state, logs or caches in the image
+    argv += ["--customize-hook=rm -rf \"$1\"/var/lib/apt/lists/* \"$1\"/var/cache/* \"$1\"/var/log/*.log "
+             "\"$1\"/var/log/apt \"$1\"/var/cache/ldconfig/aux-cache"]
+    argv += [SUITE, str(out), *MIRRORS]
+    subprocess.run(argv, check=True, stdin=subprocess.DEVNULL)
+
+
+def files_layer(out: Path, files: dict[str, tuple[bytes, int]], dirs: dict[str, int] | None = None) -> None:
+    """A layer of files: {path in image: (content, mode)}, root-owned; dirs {path: mode}."""
+    with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tf:
+        seen: set[str] = set()
+
+        def add_dir(path: str, mode: int = 0o755) -> None:
+            parts = path.strip("/").split("/")
+            for i in range(1, len(parts) + 1):
+                d = "/".join(parts[:i])
+                if d and d not in seen:
+                    seen.add(d)
+                    ti = tarfile.TarInfo(d)
+                    ti.type = tarfile.DIRTYPE
+                    ti.mode = mode if i == len(parts) else 0o755
+                    tf.addfile(ti)
+
+        for d, mode in (dirs or {}).items():
+            add_dir(d, mode)
+        for path, (content, mode) in sorted(files.items()):
+            p = path.strip("/")
+            if "/" in p:
+                add_dir(p.rsplit("/", 1)[0])
+            ti = tarfile.TarInfo(p)
+            ti.size = len(content)
+            ti.mode = mode
+            tf.addfile(ti, io.BytesIO(content))
+
+
+def matomo_code_layer(out: Path, version: str) -> None:
+    """usr/src/matomo from the release tarball (top folder matomo/), owned by www-data (33:33)."""
+    src = MATOMO_TARBALLS / f"matomo-{version}.tar.gz"
+    with tarfile.open(src, "r:gz") as tin, tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tout:
+        for d in ("usr", "usr/src"):
+            ti = tarfile.TarInfo(d)
+            ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+            tout.addfile(ti)
+        for m in tin:
+            name = m.name.lstrip("./")
+            if name != "matomo" and not name.startswith("matomo/"):
+                raise RuntimeError(f"{src}: unexpected member {m.name}")
+            m.name = "usr/src/" + name
+            m.uid = m.gid = 33
+            m.uname = m.gname = "www-data"
+            if m.islnk():
+                m.linkname = "usr/src/" + m.linkname.lstrip("./")
+            tout.addfile(m, tin.extractfile(m) if m.isreg() else None)
+
+
+# ---------------------------------------------------------------- archives
+@dataclass
+class Image:
+    ref: str
+    layers: list[Path]
+    config: dict[str, object] = field(default_factory=dict)
+
+
+def normalize(ref: str) -> str:
+    first = ref.split("/", 1)[0]
+    if "/" not in ref:
+        return f"docker.io/library/{ref}"
+    if "." not in first and ":" not in first and first != "localhost":
+        return f"docker.io/{ref}"
+    return ref
+
+
+def write_archive(out: Path, images: list[Image]) -> None:
+    """A docker-archive (docker save format) holding every image; shared layers stored once."""
+    diff_ids: dict[Path, str] = {}
+    for img in images:
+        for layer in img.layers:
+            if layer not in diff_ids:
+                diff_ids[layer] = "sha256:" + sha256_file(layer)
+    manifest = []
+    with tarfile.open(out, "w") as tf:
+        for layer, digest in diff_ids.items():
+            tf.add(layer, arcname=f"{digest[7:]}/layer.tar")
+        for img in images:
+            cfg = {
+                "architecture": "amd64", "os": "linux",
+                "created": "1970-01-01T00:00:00Z",
+                "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+                           **img.config},
+                "rootfs": {"type": "layers", "diff_ids": [diff_ids[layer] for layer in img.layers]},
+                "history": [{"created": "1970-01-01T00:00:00Z", "created_by": f"tools/images/images.py {p.name}"}
+                            for p in img.layers],
+            }
+            raw = json.dumps(cfg, sort_keys=True).encode()
+            cfg_name = hashlib.sha256(raw).hexdigest() + ".json"
+            ti = tarfile.TarInfo(cfg_name)
+            ti.size = len(raw)
+            tf.addfile(ti, io.BytesIO(raw))
+            manifest.append({"Config": cfg_name, "RepoTags": [normalize(img.ref)],
+                             "Layers": [f"{diff_ids[layer][7:]}/layer.tar" for layer in img.layers]})
+        raw = json.dumps(manifest).encode()
+        ti = tarfile.TarInfo("manifest.json")
+        ti.size = len(raw)
+        tf.addfile(ti, io.BytesIO(raw))
+
+
+# ------------------------------------------------------------------ images
+def layer_php() -> Path:
+    script = HERE / "rootfs-php.sh"
+    return cached("layer-php", key_of(PHP_PACKAGES, DPKG_EXCLUDES, MIRRORS, script),
+                  lambda out: mmdebstrap_layer(out, PHP_PACKAGES, [f'sh {script} "$1"']))
+
+
+def layer_matomo(version: str) -> Path:
+    src = MATOMO_TARBALLS / f"matomo-{version}.tar.gz"
+    if not src.exists():
+        raise SystemExit(f"no Matomo {version} release tarball at {src} (MATOMO_TARBALLS)")
+    return cached(f"layer-matomo-{version}", key_of("matomo-code", src),
+                  lambda out: matomo_code_layer(out, version))
+
+
+def matomo_images() -> list[Image]:
+    php = layer_php()
+    images = []
+    for v in MATOMO_VERSIONS:
+        code = layer_matomo(v)
+        base = {"WorkingDir": "/var/www/html", "Entrypoint": ["/entrypoint.sh"],
+                "Volumes": {"/var/www/html": {}}}
+        images.append(Image(f"matomo:{v}-apache", [php, code],
+                            {**base, "Cmd": ["apache2-foreground"], "ExposedPorts": {"80/tcp": {}},
+                             "StopSignal": "SIGWINCH"}))
+        images.append(Image(f"matomo:{v}-fpm", [php, code],
+                            {**base, "Cmd": ["php-fpm"], "ExposedPorts": {"9000/tcp": {}},
+                             "StopSignal": "SIGQUIT"}))
+    return images
+
+
+def build_matomo() -> Path:
+    images = matomo_images()
+    key = key_of([(i.ref, [p.name for p in i.layers], i.config) for i in images])
+    return cached("matomo", key, lambda out: write_archive(out, images))
+
+
+MARIADB_PACKAGES = ["mariadb-server", "mariadb-client", "procps"]
+MARIADB_CNF = b"""[mysqld]
+# as the upstream image: every address of the pod, no name resolution
+bind-address = 0.0.0.0
+skip-name-resolve
+host-cache-size = 0
+socket = /run/mysqld/mysqld.sock
+pid-file = /run/mysqld/mysqld.pid
+[client-server]
+socket = /run/mysqld/mysqld.sock
+"""
+
+
+def build_mariadb() -> Path:
+    entry = HERE / "mariadb-entrypoint.sh"
+    # uid/gid 999 as in the upstream image (the chart's podSecurityContext says so)
+    essential = [add_user("mysql", 999, "/var/lib/mysql")]
+    customize = ['rm -rf "$1"/var/lib/mysql && mkdir -p "$1"/var/lib/mysql "$1"/run/mysqld '
+                 '&& chown 999:999 "$1"/var/lib/mysql "$1"/run/mysqld']
+    rootfs = cached("layer-mariadb", key_of(MARIADB_PACKAGES, DPKG_EXCLUDES, MIRRORS, essential, customize),
+                    lambda out: mmdebstrap_layer(out, MARIADB_PACKAGES, customize, essential))
+    extra = cached("layer-mariadb-entry", key_of(entry, MARIADB_CNF.decode()), lambda out: files_layer(out, {
+        "usr/local/bin/docker-entrypoint.sh": (entry.read_bytes(), 0o755),
+        "etc/mysql/mariadb.conf.d/99-container.cnf": (MARIADB_CNF, 0o644),
+    }))
+    img = Image(MARIADB, [rootfs, extra], {"Entrypoint": ["docker-entrypoint.sh"], "Cmd": ["mariadbd"],
+                                           "ExposedPorts": {"3306/tcp": {}}, "User": "999:999"})
+    return cached("mariadb", key_of(img.ref, [p.name for p in img.layers], img.config),
+                  lambda out: write_archive(out, [img]))
+
+
+NGINX_PACKAGES = ["nginx-light"]
+NGINX_CONF = b"""# as in nginxinc/nginx-unprivileged: no root, pid and temp files in /tmp
+worker_processes auto;
+error_log /dev/stderr notice;
+pid /tmp/nginx.pid;
+events { worker_connections 1024; }
+http {
+  client_body_temp_path /tmp/client_temp;
+  proxy_temp_path /tmp/proxy_temp_path;
+  fastcgi_temp_path /tmp/fastcgi_temp;
+  uwsgi_temp_path /tmp/uwsgi_temp;
+  scgi_temp_path /tmp/scgi_temp;
+  include /etc/nginx/mime.types;
+  default_type application/octet-stream;
+  access_log /dev/stdout;
+  sendfile on;
+  keepalive_timeout 65;
+  include /etc/nginx/conf.d/*.conf;
+}
+"""
+
+
+def build_nginx() -> Path:
+    essential = [add_user("nginx", 101, "/nonexistent")]
+    customize = ['rm -f "$1"/etc/nginx/sites-enabled/* && chmod 755 "$1"/var/log/nginx '
+                 '&& ln -sfT /dev/stderr "$1"/var/log/nginx/error.log && ln -sfT /dev/stdout "$1"/var/log/nginx/access.log '
+                 '&& mkdir -p "$1"/var/cache/nginx && chown 101:101 "$1"/var/cache/nginx']
+    rootfs = cached("layer-nginx", key_of(NGINX_PACKAGES, DPKG_EXCLUDES, MIRRORS, essential, customize),
+                    lambda out: mmdebstrap_layer(out, NGINX_PACKAGES, customize, essential))
+    extra = cached("layer-nginx-conf", key_of(NGINX_CONF.decode()), lambda out: files_layer(
+        out, {"etc/nginx/nginx.conf": (NGINX_CONF, 0o644)}, {"etc/nginx/conf.d": 0o755}))
+    img = Image(NGINX, [rootfs, extra], {"Cmd": ["nginx", "-g", "daemon off;"], "User": "101",
+                                         "ExposedPorts": {"8080/tcp": {}}, "StopSignal": "SIGQUIT"})
+    return cached("nginx", key_of(img.ref, [p.name for p in img.layers], img.config),
+                  lambda out: write_archive(out, [img]))
+
+
+# passwd: hooks/Dockerfile runs groupadd/useradd (python:slim has them)
+PYTHON_PACKAGES = ["python3", "python3-venv", "python3-pip", "python-is-python3", "ca-certificates", "passwd"]
+
+
+def layer_python() -> Path:
+    return cached("layer-python", key_of(PYTHON_PACKAGES, DPKG_EXCLUDES, MIRRORS),
+                  lambda out: mmdebstrap_layer(out, PYTHON_PACKAGES, []))
+
+
+def build_python() -> Path:
+    img = Image(PYTHON, [layer_python()], {"Cmd": ["python3"]})
+    return cached("python", key_of(img.ref, [p.name for p in img.layers], img.config),
+                  lambda out: write_archive(out, [img]))
+
+
+def build_proxy() -> Path:
+    script = HERE / "cloud-sql-proxy-standin.py"
+    extra = cached("layer-proxy-standin", key_of(script), lambda out: files_layer(
+        out, {"cloud-sql-proxy": (script.read_bytes(), 0o755)}))
+    img = Image(PROXY, [layer_python(), extra], {"Entrypoint": ["/cloud-sql-proxy"], "User": "65532:65532",
+                                                 "Env": ["PYTHONDONTWRITEBYTECODE=1",
+                                                         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]})
+    return cached("cloudsql-proxy", key_of(img.ref, [p.name for p in img.layers], img.config),
+                  lambda out: write_archive(out, [img]))
+
+
+def build_pause() -> Path:
+    src = HERE / "pause.go"
+
+    def build(out: Path) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            shutil.copy(src, Path(d) / "main.go")
+            go = shutil.which("go") or "/usr/local/go/bin/go"
+            subprocess.run([go, "mod", "init", "local/pause"], cwd=d, check=True, capture_output=True)
+            env = dict(os.environ, CGO_ENABLED="0", GOTOOLCHAIN="local", GOFLAGS="-buildvcs=false")
+            subprocess.run([go, "build", "-trimpath", "-ldflags=-s -w", "-o", "pause", "."], cwd=d, env=env,
+                           check=True)
+            layer = Path(d) / "layer.tar"
+            files_layer(layer, {"pause": ((Path(d) / "pause").read_bytes(), 0o755)})
+            write_archive(out, [Image(PAUSE, [layer], {"Entrypoint": ["/pause"], "User": "65535:65535"})])
+
+    return cached("pause", key_of(src), build)
+
+
+def chart_version() -> str:
+    for line in (REPO / "charts" / "matomo" / "Chart.yaml").read_text().splitlines():
+        if line.startswith("version:"):
+            return line.split(":", 1)[1].strip().strip("\"'")
+    raise SystemExit("no version in charts/matomo/Chart.yaml")
+
+
+def hook_ref() -> str:
+    return f"{HOOK_REPOSITORY}:{chart_version()}"
+
+
+def build_hook() -> Path:
+    """hooks/Dockerfile itself, through buildah, FROM the local Debian python image (PYTHON_IMAGE)."""
+    base_archive = build_python()
+    hooks = REPO / "hooks"
+    ref = hook_ref()
+
+    def build(out: Path) -> None:
+        store = CACHE / "buildah"
+        common = ["buildah", "--root", str(store / "root"), "--runroot", str(store / "run"),
+                  "--storage-driver", "vfs"]
+        subprocess.run([*common, "pull", "--quiet", f"docker-archive:{base_archive}"], check=True,
+                       stdout=subprocess.DEVNULL)
+        with tempfile.TemporaryDirectory() as ctx:
+            # the build context: what hooks/Dockerfile copies (no caches, no egg-info)
+            for name in ("Dockerfile", "pyproject.toml", "README.md", "prune.py"):
+                shutil.copy(hooks / name, Path(ctx) / name)
+            shutil.copytree(hooks / "src", Path(ctx) / "src",
+                            ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "*.pyc"))
+            # the machine's CA bundle for RUN steps only (pip behind a TLS-inspecting
+            # egress proxy); never part of the image
+            ca = Path("/etc/ssl/certs/ca-certificates.crt")
+            mounts = ["--volume", f"{ca}:{ca}:ro"] if ca.exists() else []
+            subprocess.run([*common, "build", "--quiet", "--isolation", "chroot", "--pull-never", *mounts,
+                            "--build-arg", f"PYTHON_IMAGE={PYTHON}", "--layers=false",
+                            "-t", ref, ctx], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([*common, "push", "--quiet", ref, f"docker-archive:{out}:{ref}"], check=True)
+        subprocess.run([*common, "rmi", "--all", "--force"], check=False, capture_output=True)
+
+    return cached("hook", key_of(ref, base_archive.name, hooks / "Dockerfile", hooks / "pyproject.toml",
+                                 hooks / "README.md", hooks / "prune.py", hooks / "src"), build)
+
+
+BUILDERS: dict[str, Callable[[], Path]] = {
+    "pause": build_pause,
+    "mariadb": build_mariadb,
+    "matomo": build_matomo,
+    "hook": build_hook,
+    "nginx": build_nginx,
+    "cloudsql-proxy": build_proxy,
+    "python": build_python,
+}
+
+
+def build(names: list[str] | None = None) -> dict[str, Path]:
+    """Build (or find in the cache) the named archives, serially."""
+    return {n: BUILDERS[n]() for n in (names or list(BUILDERS))}
+
+
+def main(argv: list[str]) -> int:
+    cmd = argv[0] if argv else "build"
+    if cmd == "build":
+        for name, path in build(argv[1:] or None).items():
+            print(f"{name}\t{path}")
+        return 0
+    if cmd == "list":
+        print("matomo\t" + " ".join(f"matomo:{v}-{x}" for v in MATOMO_VERSIONS for x in ("apache", "fpm")))
+        for n, r in (("mariadb", MARIADB), ("nginx", NGINX), ("cloudsql-proxy", PROXY), ("pause", PAUSE),
+                     ("python", PYTHON), ("hook", hook_ref())):
+            print(f"{n}\t{r}")
+        return 0
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
