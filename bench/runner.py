@@ -16,7 +16,30 @@ sys.path.insert(0, str(HERE))
 from common import ROOT, Section, dist_version, machine, version_of  # noqa: E402
 
 # order matters only for reading; each module is independent
-MODULES = ["startup", "install", "genuine", "scale", "size", "chart"]
+MODULES = ["startup", "install", "genuine", "scale", "size", "chart", "node"]
+
+
+def merge(existing: str, sections: list[Section], argv: list[str]) -> str:
+    """`--only`: the sections run replace those of the same title in the existing file (or are appended);
+    every other section is kept as it was, with the run that wrote it named in the file's first lines."""
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    chunks: list[str] = []
+    for line in existing.splitlines(keepends=True):
+        if line.startswith("## ") or not chunks:
+            chunks.append(line)
+        else:
+            chunks[-1] += line
+    for s in sections:
+        s.notes.append(f"this section: `bench/run {' '.join(argv)}` on {now} at commit {git_head()}")
+        text = s.render().rstrip() + "\n\n"
+        heading = f"## {s.title}\n"
+        for i, c in enumerate(chunks):
+            if c.startswith(heading):
+                chunks[i] = text
+                break
+        else:
+            chunks.append(text)
+    return "".join(chunks).rstrip() + "\n"
 
 
 def mariadb_version() -> str:
@@ -105,7 +128,11 @@ def main() -> int:
         section.print()
         print(f"({name}: {time.monotonic() - t0:.0f} s)\n", flush=True)
         sections.append(section)
-    Path(args.output).write_text(render(sections, args.repeat, started, sys.argv[1:], load_start))
+    out = Path(args.output)
+    if args.only and out.exists():
+        out.write_text(merge(out.read_text(), sections, sys.argv[1:]))
+    else:
+        out.write_text(render(sections, args.repeat, started, sys.argv[1:], load_start))
     print(f"wrote {args.output}")
     return 1 if failed else 0
 

@@ -8,7 +8,11 @@
 #   3. stops everything, whatever happened.
 # kwok is the node: pods become Ready, Jobs and test pods Succeed, no container runs.
 # With --pytest it then runs the full suite tests/cluster (upgrade, rollback,
-# strict validation, hook RBAC, ...) on a control plane of its own.
+# strict validation, hook RBAC, ...) on a control plane of its own, then
+# tests/node: the chart on a REAL node (kubelet, containerd, runc, kube-proxy,
+# CoreDNS in a network namespace with no route out, tests/fixtures/node.py),
+# which skips with its reason where the machine does not allow it (root,
+# network namespaces) or when MATOMO_NODE_TESTS=0.
 #
 # Usage: tools/cluster-test.sh [--pytest] [values.yaml ...]
 #   env: CLUSTER_TEST_LEVEL (PodSecurity level of the namespaces, default restricted)
@@ -27,7 +31,7 @@ FILES=()
 for arg in "$@"; do
   case "${arg}" in
     --pytest) RUN_PYTEST=1 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) FILES+=("${arg}") ;;
   esac
 done
@@ -111,6 +115,7 @@ CP_PID=""
 
 if [[ ${RUN_PYTEST} -eq 1 ]]; then
   "${PY}" -m pytest tests/cluster -q || FAILED+=("tests/cluster")
+  "${PY}" -m pytest tests/node -q -ra || FAILED+=("tests/node")
 fi
 
 if [[ ${#FAILED[@]} -gt 0 ]]; then

@@ -129,7 +129,7 @@ def mmdebstrap_layer(out: Path, packages: list[str], customize: list[str], essen
     argv = ["mmdebstrap", "--variant=minbase", "--mode=root", "--format=tar", "--quiet",
             f"--include={','.join(packages)}", "--aptopt=Acquire::Retries \"3\";"]
     argv += [f"--dpkgopt=path-exclude={p}" for p in DPKG_EXCLUDES]
-    argv += [f"--dpkgopt=path-include=/usr/share/doc/*/copyright"]
+    argv += ["--dpkgopt=path-include=/usr/share/doc/*/copyright"]
     argv += [f"--essential-hook={h}" for h in essential]
     argv += [f"--customize-hook={h}" for h in customize]
     # no apt state, logs or caches in the image

@@ -1,0 +1,84 @@
+"""Real node: the chart's own times on real pods (tests/fixtures/node.py).
+
+Runs tests/node/test_node_local.py and test_node_lifecycle.py (values/local.yaml
+on a real kubelet + containerd, Matomo 5.1.2 and 5.0.3 images built locally)
+`repeat` times, each in a fresh node, and reports what they measured (the tests
+write their figures to NODE_BENCH_OUT):
+  - helm install --wait (values/local.yaml) and, from the same start, the first
+    tracking request stored (Live.getLastVisitsDetails shows it);
+  - the hook Job's own duration (status.startTime -> completionTime, 1 s resolution);
+  - helm upgrade --wait from 5.0.3 to 5.1.2 (image.tag), core:update included;
+  - a serving pod's start: creation -> Ready, the init container's run, and the
+    same code copy (`cp -R /usr/src/matomo/. <emptyDir>`) timed inside the pod.
+Skipped where the real node cannot run (not root, no network namespaces).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import ROOT, Section, main_for  # noqa: E402
+
+METRICS = [
+    ("helm_install_wait_s", "helm install --wait, values/local.yaml (s)"),
+    ("install_to_first_stored_hit_s", "helm install -> first tracking request stored (s)"),
+    ("hook_job_install_s", "hook Job of the install: start -> complete (s)"),
+    ("helm_upgrade_503_to_512_s", "helm upgrade --wait 5.0.3 -> 5.1.2, core:update included (s)"),
+    ("serving_pod_created_to_ready_s", "serving pod: created -> Ready (s, 1 s resolution)"),
+    ("init_container_run_s", "init container (copy + config): start -> exit (s, 1 s resolution)"),
+    ("code_copy_ms", "the code copy alone, timed in a running pod (ms)"),
+    ("code_copy_files", "files copied"),
+    ("code_copy_mb", "MB copied"),
+]
+
+
+def unavailable() -> str | None:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from fixtures.node import unavailable_reason
+
+    return unavailable_reason()
+
+
+def fmt(values: list[float]) -> str:
+    if not values:
+        return "-"
+    med = statistics.median(values)
+    if len(values) == 1:
+        return f"{med:g}"
+    return f"{med:g} ({min(values):g}-{max(values):g})"
+
+
+def run(repeat: int) -> Section:
+    section = Section("Real node: install, first hit, hook, upgrade, pod start", ["what", "median (min-max)", "runs"])
+    reason = unavailable()
+    if reason:
+        section.skipped = reason
+        return section
+    data: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d) / "bench.json"
+        for _ in range(max(1, repeat)):
+            env = dict(os.environ, NODE_BENCH_OUT=str(out))
+            subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                            "tests/node/test_node_local.py", "tests/node/test_node_lifecycle.py"],
+                           cwd=ROOT, env=env, check=False)
+        if out.exists():
+            data = json.loads(out.read_text())
+    for key, label in METRICS:
+        values = data.get(key, [])
+        section.rows.append([label, fmt(values), str(len(values))])
+    section.notes.append("one fresh node per run (control plane + containerd + kubelet in a network namespace); "
+                         "the machine's other work shares its 2 cores")
+    return section
+
+
+if __name__ == "__main__":
+    main_for(run)

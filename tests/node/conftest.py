@@ -1,0 +1,76 @@
+"""Fixtures for tests/node: the chart on a real node (tests/fixtures/node.py).
+
+The session starts ONE control plane + real node (kubelet, containerd, runc,
+kube-proxy, CoreDNS) in a network namespace of its own. Skipped, with the
+reason, where the machine does not allow it (not root, no network
+namespaces, toolchain not built) or when MATOMO_NODE_TESTS=0.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cluster"))
+
+from clusterlib import Helm, _counter  # noqa: E402
+
+from fixtures.controlplane import find_binary  # noqa: E402
+from fixtures.node import Node, running_node, unavailable_reason  # noqa: E402
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    reason = None
+    if os.environ.get("MATOMO_NODE_TESTS", "1") == "0":
+        reason = "MATOMO_NODE_TESTS=0"
+    else:
+        reason = unavailable_reason()
+    if reason:
+        here = Path(__file__).resolve().parent
+        for item in items:
+            if Path(str(item.fspath)).resolve().is_relative_to(here):
+                item.add_marker(pytest.mark.skip(reason=f"real node unavailable: {reason}"))
+
+
+@pytest.fixture(scope="session")
+def node() -> Iterator[Node]:
+    with running_node(["pause", "mariadb", "matomo", "hook", "nginx", "cloudsql-proxy"]) as n:
+        sys.stderr.write(f"\nreal node up: {', '.join(f'{k} {v:.1f}s' for k, v in n.timings.items())}\n")
+        yield n
+
+
+@pytest.fixture(scope="session")
+def node_helm(node: Node, tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    binary = find_binary("helm")
+    if not binary:
+        pytest.fail("helm not found: run `./dev tools`")
+    return Helm(binary, node.cp, tmp_path_factory.mktemp("node-helm-home"))
+
+
+@pytest.fixture(scope="session")
+def node_namespaces(node: Node) -> Callable[..., str]:
+    """Factory: a fresh namespace enforcing PodSecurity `level` (restricted by default)."""
+
+    def make(prefix: str, level: str = "restricted") -> str:
+        name = f"{prefix}-{next(_counter)}"
+        labels = {f"pod-security.kubernetes.io/{mode}": level for mode in ("enforce", "audit", "warn")}
+        labels.update({f"pod-security.kubernetes.io/{mode}-version": "latest" for mode in ("enforce", "audit", "warn")})
+        node.cp.create_namespace(name, labels)
+        return name
+
+    return make
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when == "call":
+        item.rep_call = rep  # type: ignore[attr-defined]

@@ -1,0 +1,252 @@
+"""Helpers for tests/node: a release on the real node, and Matomo as a user talks to it."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import subprocess
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from clusterlib import CHART, F, Helm, HelmError, Recorder, deployment_available, job_succeeded
+
+from fixtures.node import Node, Response
+
+REPO = Path(__file__).resolve().parents[2]
+NODE_VALUES = Path(__file__).resolve().parent / "values-node.yaml"
+LOCAL = REPO / "values" / "local.yaml"
+HOOK = f"{F}-hook"
+TIMEOUT = os.environ.get("NODE_TEST_HELM_TIMEOUT", "10m")
+UA = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
+
+
+# Chart defects the lead is fixing on main (issue 12). A test that meets one of
+# them by its exact signature records it, checks everything else, and ends as
+# xfail naming it; any other failure fails.
+DEFECT_HELM_TEST_401 = ("issue 12: templates/tests/test-matomo.yaml expects HTTP 200 from an anonymous "
+                        "API.getMatomoVersion; Matomo 5 answers 401")
+DEFECT_UPGRADE_NO_CONFIG = ("issue 12: the post-upgrade hook pod has no config.ini.php, so `core:update` fails "
+                            "with 'Database access denied'")
+DEFECT_FIRST_HIT_DROPPED = ("issue 12: a fresh serving pod's config.ini.php has no [PluginsInstalled]; its first "
+                            "tracking request answers 204 and is not stored (stored once Matomo rewrote the file)")
+
+
+@dataclass
+class Release:
+    """One helm release of the chart on the real node, in its own namespace."""
+
+    node: Node
+    helm: Helm
+    namespace: str
+    values: list[Path] = field(default_factory=lambda: [LOCAL, NODE_VALUES])
+    jobs: Recorder | None = None
+    failed: list[str] = field(default_factory=list)
+    known_defects: list[str] = field(default_factory=list)
+
+    def end_step(self) -> None:
+        """At the end of a step that met a known defect: xfail naming it (everything else was checked)."""
+        if self.known_defects:
+            defects, self.known_defects = self.known_defects, []
+            import pytest
+
+            pytest.xfail("known chart defect(s): " + "; ".join(sorted(set(defects))))
+
+    # ----------------------------------------------------------- helm
+    def _args(self, *extra: str) -> list[str]:
+        args = ["-n", self.namespace]
+        for v in self.values:
+            args += ["-f", str(v)]
+        return [*args, *extra]
+
+    def install(self, *extra: str, wait: bool = True) -> subprocess.CompletedProcess[str]:
+        args = ["install", F, str(CHART), *self._args(*extra)]
+        if wait:
+            args += ["--wait", "--timeout", TIMEOUT]
+        return self.run_helm(*args)
+
+    def upgrade(self, *extra: str) -> subprocess.CompletedProcess[str]:
+        return self.run_helm("upgrade", F, str(CHART), *self._args(*extra), "--wait", "--timeout", TIMEOUT)
+
+    def run_helm(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        try:
+            return self.helm.run(*args, check=check, timeout=1200)
+        except HelmError as e:
+            raise HelmError(f"{e}\n{self.diagnose()}") from None
+
+    def status(self) -> dict[str, Any]:
+        return dict(json.loads(self.helm.run("status", F, "-n", self.namespace, "-o", "json").stdout))
+
+    # ------------------------------------------------------- objects
+    def get(self, path: str) -> Any:
+        return self.node.cp.get(path)
+
+    def deployment(self) -> dict[str, Any]:
+        return dict(self.get(f"/apis/apps/v1/namespaces/{self.namespace}/deployments/{F}"))
+
+    def pods(self, component: str | None = None) -> list[dict[str, Any]]:
+        sel = {"labelSelector": f"app.kubernetes.io/component={component}"} if component else None
+        return list(self.node.cp.get(f"/api/v1/namespaces/{self.namespace}/pods", params=sel)["items"])
+
+    def serving_pods(self) -> list[dict[str, Any]]:
+        return [p for p in self.pods("matomo") if not p["metadata"].get("deletionTimestamp")
+                and p["status"].get("phase") == "Running"]
+
+    def secret(self, name: str, key: str) -> str:
+        data = self.get(f"/api/v1/namespaces/{self.namespace}/secrets/{name}")["data"]
+        return base64.b64decode(data[key]).decode()
+
+    def kubectl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.node.cp.kubectl("-n", self.namespace, *args, check=check)
+
+    def hook_jobs(self) -> list[list[dict[str, Any]]]:
+        assert self.jobs is not None
+        return self.jobs.named(HOOK)
+
+    def available(self) -> bool:
+        return deployment_available(self.node.cp, self.namespace, F)
+
+    def diagnose(self) -> str:
+        """What a user would look at when something did not work: pods, events, hook logs."""
+        out = []
+        for args in (["get", "pods,jobs,pvc", "-o", "wide"],
+                     ["get", "events", "--sort-by=.lastTimestamp"],
+                     ["logs", f"job/{HOOK}", "--all-containers", "--tail=60"]):
+            p = self.kubectl(*args, check=False)
+            out.append(f"$ kubectl {' '.join(args)}\n{p.stdout[-6000:]}{p.stderr[-2000:]}")
+        return "\n".join(out)
+
+    # -------------------------------------------------------- Matomo
+    def matomo(self) -> Matomo:
+        return Matomo(self.node, self.node.service_ip(self.namespace, F), 80)
+
+    def db_query(self, sql: str) -> str:
+        """A query in the embedded MariaDB, as root, the password read inside the pod."""
+        p = self.kubectl("exec", f"{F}-mariadb-0", "-c", "mariadb", "--", "sh", "-c",
+                         f'mariadb -uroot -p"$MARIADB_ROOT_PASSWORD" matomo -N -B -e "{sql}"')
+        return p.stdout.strip()
+
+    def version_core(self) -> str:
+        return self.db_query("SELECT option_value FROM matomo_option WHERE option_name='version_core'")
+
+    def serving_images(self) -> set[str]:
+        return {c["image"] for p in self.serving_pods() for c in p["spec"]["containers"]}
+
+    def pods_without_plugins_installed(self) -> list[str]:
+        out = []
+        for p in self.serving_pods():
+            r = self.kubectl("exec", p["metadata"]["name"], "-c", "matomo", "--", "grep", "-c",
+                             "^\\[PluginsInstalled\\]", "/var/www/html/config/config.ini.php", check=False)
+            if r.stdout.strip() == "0":
+                out.append(p["metadata"]["name"])
+        return out
+
+    def track_stored(self, m: Matomo, url: str, timeout: float = 30) -> str:
+        """A pageview of `url` through the Service, then Live.getLastVisitsDetails must show it.
+        Returns the URL whose visit is stored (a second pageview when the first met the known defect)."""
+        fresh = self.pods_without_plugins_installed()
+        r = m.track(url)
+        assert r.status in (200, 204), f"tracker answered {r.status}: {r.text[:300]}"
+        if not m.token:
+            m.login_token(self.helm_login, self.secret(f"{F}-superuser", "password"))
+        try:
+            wait_until(lambda: m.visits_with(url), timeout, f"the visit of {url} in Live.getLastVisitsDetails")
+            return url
+        except AssertionError:
+            if not fresh:
+                raise
+        self.known_defects.append(DEFECT_FIRST_HIT_DROPPED)
+        again = url + "/again"
+        assert m.track(again).status in (200, 204)
+        wait_until(lambda: m.visits_with(again), timeout, f"the visit of {again} stored")
+        return again
+
+    helm_login: str = "admin"
+
+
+def hook_job_duration(versions: list[dict[str, Any]]) -> float | None:
+    """Seconds from the Job's start to its completion, from the recorded versions."""
+    from datetime import datetime
+
+    for job in reversed(versions):
+        st = job.get("status") or {}
+        if st.get("startTime") and st.get("completionTime"):
+            fmt = "%Y-%m-%dT%H:%M:%SZ"
+            return (datetime.strptime(st["completionTime"], fmt) - datetime.strptime(st["startTime"], fmt)).total_seconds()
+    return None
+
+
+@dataclass
+class Matomo:
+    """Matomo through its Service (a ClusterIP inside the node's namespace), as a user's browser or script would."""
+
+    node: Node
+    host: str
+    port: int
+    host_header: str = "127.0.0.1:8080"  # values/local.yaml matomo.url
+    token: str = ""
+
+    def request(self, method: str, path: str, params: dict[str, str] | None = None,
+                form: dict[str, str] | None = None, headers: dict[str, str] | None = None) -> Response:
+        if params:
+            path += ("&" if "?" in path else "?") + urllib.parse.urlencode(params)
+        hdrs = {"Host": self.host_header, "User-Agent": UA, **(headers or {})}
+        body = None
+        if form is not None:
+            body = urllib.parse.urlencode(form).encode()
+            hdrs["Content-Type"] = "application/x-www-form-urlencoded"
+        return self.node.http(method, self.host, self.port, path, body=body, headers=hdrs)
+
+    def api(self, method: str, **params: str) -> Any:
+        """A Reporting API call with the token (POST, as Matomo 5 wants for token_auth)."""
+        form = {"module": "API", "method": method, "format": "json", **params}
+        if self.token:
+            form["token_auth"] = self.token
+        r = self.request("POST", "/index.php", form=form)
+        if r.status != 200:
+            raise AssertionError(f"API {method}: HTTP {r.status}: {r.text[:500]}")
+        data = r.json()
+        if isinstance(data, dict) and data.get("result") == "error":
+            raise AssertionError(f"API {method}: {data.get('message')}")
+        return data
+
+    def login_token(self, login: str, password: str) -> str:
+        """An app-specific token, made with the superuser's login and password (no session)."""
+        self.token = ""
+        data = self.api("UsersManager.createAppSpecificTokenAuth", userLogin=login, passwordConfirmation=password,
+                        description=f"node-test-{secrets.token_hex(4)}")
+        self.token = str(data["value"])
+        return self.token
+
+    def track(self, url: str, visitor: str | None = None) -> Response:
+        """One pageview as the JavaScript tracker would send it."""
+        return self.request("GET", "/matomo.php", params={
+            "idsite": "1", "rec": "1", "url": url, "action_name": "node test",
+            "_id": visitor or secrets.token_hex(8), "send_image": "0", "rand": secrets.token_hex(4)})
+
+    def visits_with(self, url: str) -> list[dict[str, Any]]:
+        visits = self.api("Live.getLastVisitsDetails", idSite="1", period="day", date="today",
+                          filter_limit="100")
+        return [v for v in visits if any(a.get("url") == url for a in v.get("actionDetails") or [])]
+
+
+def wait_until(predicate: Any, timeout: float, what: str, interval: float = 1.0) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+            if last:
+                return last
+        except Exception as e:  # noqa: BLE001 - reported on timeout
+            last = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def succeeded(versions: list[dict[str, Any]]) -> bool:
+    return job_succeeded(versions)

@@ -1,0 +1,89 @@
+"""helm upgrade from Matomo 5.0.3 to 5.1.2 on a real node.
+
+One release (values/local.yaml, embedded MariaDB) installed with
+image.tag=5.0.3-apache, a visit tracked, then `helm upgrade --set
+image.tag=5.1.2-apache`: one hook Job runs core:update, the data is kept, the
+serving pods end on the new code. (Values changes, rollback, uninstall and
+reinstall: test_node_local.py.)
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from clusterlib import Helm, Recorder
+from nodelib import DEFECT_UPGRADE_NO_CONFIG, Release, succeeded
+from test_node_local import record_bench
+
+from fixtures.node import Node
+
+OLD, NEW = "5.0.3", "5.1.2"
+# Matomo 5.0.3 has no `Mariadb` schema class (5.1+), which values/local.yaml
+# sets: a user upgrading from 5.0.x keeps the `Mysql` schema.
+SCHEMA = ("--set", "database.schema=Mysql")
+
+
+def version_core(rel: Release) -> str:
+    return rel.version_core()
+
+
+def serving_images(rel: Release) -> set[str]:
+    return rel.serving_images()
+
+
+@pytest.fixture(scope="module")
+def rel(node: Node, node_helm: Helm, node_namespaces: Callable[..., str]) -> Iterator[Release]:
+    ns = node_namespaces("life")
+    r = Release(node, node_helm, ns)
+    r.jobs = Recorder(node.cp, f"/apis/batch/v1/namespaces/{ns}/jobs").start()
+    yield r
+    r.jobs.stop()
+
+
+@pytest.fixture
+def step(rel: Release, request: pytest.FixtureRequest) -> Iterator[Release]:
+    if rel.failed:
+        pytest.skip(f"an earlier step failed: {rel.failed[0]}")
+    yield rel
+    rep = getattr(request.node, "rep_call", None)
+    if rep is None or rep.failed:
+        rel.failed.append(request.node.name)
+
+
+def test_install_old_release_and_track(step: Release) -> None:
+    step.install("--set", f"image.tag={OLD}-apache", *SCHEMA)
+    assert version_core(step) == OLD
+    m = step.matomo()
+    step.url = step.track_stored(m, f"http://localhost/before-upgrade/{secrets.token_hex(4)}")  # type: ignore[attr-defined]
+    step.token = m.token  # type: ignore[attr-defined]
+    assert m.api("API.getMatomoVersion")["value"] == OLD
+    step.end_step()
+
+
+def test_upgrade_to_new_release_runs_core_update_once(step: Release) -> None:
+    jobs_before = len(step.hook_jobs())
+    t0 = time.monotonic()
+    try:
+        step.upgrade("--set", f"image.tag={NEW}-apache", *SCHEMA)
+    except AssertionError as e:
+        # the exact signature of the known defect: the hook's core:update denied the database
+        if "core:update exited 1" in str(e) and "Database access denied" in str(e):
+            pytest.xfail(f"known chart defect: {DEFECT_UPGRADE_NO_CONFIG}")
+        raise
+    record_bench("helm_upgrade_503_to_512_s", time.monotonic() - t0)
+    hooks = step.hook_jobs()[jobs_before:]
+    assert len(hooks) == 1 and succeeded(hooks[0]), "exactly one post-upgrade hook Job, succeeded"
+    # the schema was upgraded (core:update ran) ...
+    assert version_core(step) == NEW
+    # ... the serving pods run the new code ...
+    assert serving_images(step) == {f"matomo:{NEW}-apache"}
+    m = step.matomo()
+    m.token = step.token  # type: ignore[attr-defined]
+    assert m.api("API.getMatomoVersion")["value"] == NEW
+    # ... and the data is kept (the visit and the token made before the upgrade)
+    assert len(m.visits_with(step.url)) == 1  # type: ignore[attr-defined]
+    page = m.request("GET", "/index.php")
+    assert "Database Upgrade Required" not in page.text and "CoreUpdater" not in "".join(page.header("Location"))
