@@ -25,17 +25,6 @@ TIMEOUT = os.environ.get("NODE_TEST_HELM_TIMEOUT", "10m")
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
 
 
-# Chart defects the lead is fixing on main (issue 12). A test that meets one of
-# them by its exact signature records it, checks everything else, and ends as
-# xfail naming it; any other failure fails.
-DEFECT_HELM_TEST_401 = ("issue 12: templates/tests/test-matomo.yaml expects HTTP 200 from an anonymous "
-                        "API.getMatomoVersion; Matomo 5 answers 401")
-DEFECT_UPGRADE_NO_CONFIG = ("issue 12: the post-upgrade hook pod has no config.ini.php, so `core:update` fails "
-                            "with 'Database access denied'")
-DEFECT_FIRST_HIT_DROPPED = ("issue 12: a fresh serving pod's config.ini.php has no [PluginsInstalled]; its first "
-                            "tracking request answers 204 and is not stored (stored once Matomo rewrote the file)")
-
-
 @dataclass
 class Release:
     """One helm release of the chart on the real node, in its own namespace."""
@@ -46,15 +35,9 @@ class Release:
     values: list[Path] = field(default_factory=lambda: [LOCAL, NODE_VALUES])
     jobs: Recorder | None = None
     failed: list[str] = field(default_factory=list)
-    known_defects: list[str] = field(default_factory=list)
 
     def end_step(self) -> None:
-        """At the end of a step that met a known defect: xfail naming it (everything else was checked)."""
-        if self.known_defects:
-            defects, self.known_defects = self.known_defects, []
-            import pytest
-
-            pytest.xfail("known chart defect(s): " + "; ".join(sorted(set(defects))))
+        """End of a step (a hook for checks every step shares; none today)."""
 
     # ----------------------------------------------------------- helm
     def _args(self, *extra: str) -> list[str]:
@@ -136,34 +119,14 @@ class Release:
     def serving_images(self) -> set[str]:
         return {c["image"] for p in self.serving_pods() for c in p["spec"]["containers"]}
 
-    def pods_without_plugins_installed(self) -> list[str]:
-        out = []
-        for p in self.serving_pods():
-            r = self.kubectl("exec", p["metadata"]["name"], "-c", "matomo", "--", "grep", "-c",
-                             "^\\[PluginsInstalled\\]", "/var/www/html/config/config.ini.php", check=False)
-            if r.stdout.strip() == "0":
-                out.append(p["metadata"]["name"])
-        return out
-
     def track_stored(self, m: Matomo, url: str, timeout: float = 30) -> str:
-        """A pageview of `url` through the Service, then Live.getLastVisitsDetails must show it.
-        Returns the URL whose visit is stored (a second pageview when the first met the known defect)."""
-        fresh = self.pods_without_plugins_installed()
+        """The first pageview of `url` through the Service; Live.getLastVisitsDetails must show it."""
         r = m.track(url)
         assert r.status in (200, 204), f"tracker answered {r.status}: {r.text[:300]}"
         if not m.token:
             m.login_token(self.helm_login, self.secret(f"{F}-superuser", "password"))
-        try:
-            wait_until(lambda: m.visits_with(url), timeout, f"the visit of {url} in Live.getLastVisitsDetails")
-            return url
-        except AssertionError:
-            if not fresh:
-                raise
-        self.known_defects.append(DEFECT_FIRST_HIT_DROPPED)
-        again = url + "/again"
-        assert m.track(again).status in (200, 204)
-        wait_until(lambda: m.visits_with(again), timeout, f"the visit of {again} stored")
-        return again
+        wait_until(lambda: m.visits_with(url), timeout, f"the visit of {url} in Live.getLastVisitsDetails")
+        return url
 
     helm_login: str = "admin"
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from clusterlib import Helm, Recorder
-from nodelib import DEFECT_UPGRADE_NO_CONFIG, Release, succeeded
+from nodelib import Release, succeeded
 from test_node_local import record_bench
 
 from fixtures.node import Node
@@ -66,13 +66,7 @@ def test_install_old_release_and_track(step: Release) -> None:
 def test_upgrade_to_new_release_runs_core_update_once(step: Release) -> None:
     jobs_before = len(step.hook_jobs())
     t0 = time.monotonic()
-    try:
-        step.upgrade("--set", f"image.tag={NEW}-apache", *SCHEMA)
-    except AssertionError as e:
-        # the exact signature of the known defect: the hook's core:update denied the database
-        if "core:update exited 1" in str(e) and "Database access denied" in str(e):
-            pytest.xfail(f"known chart defect: {DEFECT_UPGRADE_NO_CONFIG}")
-        raise
+    step.upgrade("--set", f"image.tag={NEW}-apache", *SCHEMA)
     record_bench("helm_upgrade_503_to_512_s", time.monotonic() - t0)
     hooks = step.hook_jobs()[jobs_before:]
     assert len(hooks) == 1 and succeeded(hooks[0]), "exactly one post-upgrade hook Job, succeeded"
