@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from cluster.clusterlib import CHART, Helm
+from cluster.clusterlib import CHART, REPO, Helm
 from fixtures.controlplane import ApiError, ControlPlane
 from fixtures.mariadb import MariaDB
 from fixtures.podrun import Image, KubeAccess, Pod, PodError, http_request
@@ -54,9 +54,13 @@ def images(trees: dict[str, Path], hook_bin: Path) -> dict[str, Image]:
     out = {}
     for version, tree in trees.items():
         out[f"matomo:{version}-apache"] = Image(
-            binds={"/usr/src/matomo": tree, "/var/log/apache2": layer / "apache-logs"},
-            path=[str(layer / "bin")], user=0)
+            binds={"/usr/src/matomo": tree, "/var/log/apache2": layer / "apache-logs", "/image/bin": layer / "bin"},
+            path=["/image/bin"], user=0)
+    # The hook image is this checkout's matomo-hook (its venv and, installed editable, its
+    # source): bound at the same path, since the checkout may live in /tmp, which is never
+    # the image's (every container gets its own /tmp).
     out[hook_image_ref()] = Image(entrypoint=[str(hook_bin)], cmd=["run"], user=10001,
+                                  binds={str(REPO): REPO},
                                   env={"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"})
     return out
 
