@@ -7,7 +7,6 @@ In-cluster config when KUBERNETES_SERVICE_HOST is set, else KUBECONFIG.
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -15,20 +14,15 @@ from typing import Any
 from . import logs
 from .config import Settings
 from .errors import RolloutError
+from .kube import load_credentials
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 
 
 def _api() -> Any:
-    from kubernetes import client, config  # noqa: PLC0415 -- lazy on purpose
+    from kubernetes import client  # noqa: PLC0415 -- lazy on purpose
 
-    try:
-        if os.environ.get("KUBERNETES_SERVICE_HOST"):
-            config.load_incluster_config()  # type: ignore[no-untyped-call]
-        else:
-            config.load_kube_config()  # type: ignore[no-untyped-call]
-    except Exception as exc:  # noqa: BLE001 -- the client raises many kinds
-        raise RolloutError(f"cannot load Kubernetes credentials: {exc}") from None
+    load_credentials(RolloutError)
     return client.AppsV1Api()
 
 

@@ -16,7 +16,6 @@ Values are never logged, not even redacted: only names and key names are.
 from __future__ import annotations
 
 import base64
-import os
 import secrets as random
 import string
 import time
@@ -26,6 +25,7 @@ from typing import Any
 from . import logs
 from .config import SecretSpec
 from .errors import RefusedError, UnreachableError
+from .kube import load_credentials
 
 ALPHABET = string.ascii_letters + string.digits
 
@@ -44,15 +44,9 @@ def generate(length: int) -> str:
 
 
 def _api() -> Any:
-    from kubernetes import client, config  # noqa: PLC0415 -- lazy on purpose
+    from kubernetes import client  # noqa: PLC0415 -- lazy on purpose
 
-    try:
-        if os.environ.get("KUBERNETES_SERVICE_HOST"):
-            config.load_incluster_config()  # type: ignore[no-untyped-call]
-        else:
-            config.load_kube_config()  # type: ignore[no-untyped-call]
-    except Exception as exc:  # noqa: BLE001 -- the client raises many kinds
-        raise UnreachableError(f"cannot load Kubernetes credentials: {exc}") from None
+    load_credentials(UnreachableError)
     return client.CoreV1Api()
 
 
