@@ -66,7 +66,8 @@ def run(repeat: int) -> Section:
     with tempfile.TemporaryDirectory() as d:
         out = Path(d) / "bench.json"
         for _ in range(max(1, repeat)):
-            env = dict(os.environ, NODE_BENCH_OUT=str(out))
+            # no install started early: the figures are those of a release alone on the node
+            env = dict(os.environ, NODE_BENCH_OUT=str(out), NODE_TEST_PARALLEL="0")
             subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                             "tests/node/test_node_local.py", "tests/node/test_node_lifecycle.py"],
                            cwd=ROOT, env=env, check=False)

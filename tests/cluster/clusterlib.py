@@ -103,13 +103,19 @@ class Recorder:
     error: BaseException | None = None
 
     def start(self) -> Recorder:
-        lst = self.cp.get(self.path)
-        for obj in lst.get("items", []):
-            self._add(obj)
-        rv = lst["metadata"]["resourceVersion"]
+        rv = self._relist()
         self._thread = threading.Thread(target=self._run, args=(rv,), daemon=True)
         self._thread.start()
         return self
+
+    def _relist(self) -> str:
+        """Records the current version of every object (if not seen yet); returns the list's resourceVersion."""
+        lst = self.cp.get(self.path)
+        for obj in lst.get("items", []):
+            versions = self.seen.get(obj["metadata"]["uid"])
+            if not versions or versions[-1]["metadata"].get("resourceVersion") != obj["metadata"].get("resourceVersion"):
+                self._add(obj)
+        return str(lst["metadata"]["resourceVersion"])
 
     def _add(self, obj: dict[str, Any]) -> None:
         self.seen.setdefault(obj["metadata"]["uid"], []).append(obj)
@@ -126,6 +132,11 @@ class Recorder:
                     for line in resp:
                         ev = json.loads(line)
                         obj = ev["object"]
+                        if ev["type"] == "ERROR" and obj.get("code") == 410:
+                            # the watch window moved past rv (a long quiet spell): list
+                            # again, as an informer does, and watch on from there
+                            rv = self._relist()
+                            break
                         if ev["type"] == "ERROR":
                             raise RuntimeError(f"watch {self.path}: {obj}")
                         rv = obj["metadata"].get("resourceVersion", rv)

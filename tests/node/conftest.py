@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cluster"))
 
 from clusterlib import Helm, _counter  # noqa: E402
+from nodelib import Context, Prestarted  # noqa: E402
 
 from fixtures.controlplane import find_binary  # noqa: E402
 from fixtures.node import Node, running_node, unavailable_reason  # noqa: E402
@@ -74,3 +75,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
     rep = outcome.get_result()
     if rep.when == "call":
         item.rep_call = rep  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def prestarted(node: Node, node_helm: Helm, node_namespaces: Callable[..., str],
+               request: pytest.FixtureRequest) -> Iterator[Prestarted]:
+    """The selected tests' installs, started in background threads as soon as the node is up
+    (NODE_TEST_PARALLEL of them at a time, default 3; 0 starts each when its test asks for it, alone on the
+    node, as bench/bench_node.py does)."""
+    selected = {item.name for item in request.session.items}
+    workers = int(os.environ.get("NODE_TEST_PARALLEL", "3"))
+    p = Prestarted(Context(node, node_helm, node_namespaces), selected, workers)
+    yield p
+    p.close()

@@ -9,6 +9,8 @@ import secrets
 import subprocess
 import time
 import urllib.parse
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,14 @@ class Release:
     values: list[Path] = field(default_factory=lambda: [LOCAL, NODE_VALUES])
     jobs: Recorder | None = None
     failed: list[str] = field(default_factory=list)
+    # what its starter raised (see Prestarted), re-raised by started()
+    start_error: BaseException | None = None
+
+    def started(self) -> Release:
+        """This release, once its starter finished; its starter's error, if any, raised here."""
+        if self.start_error is not None:
+            raise self.start_error
+        return self
 
     def end_step(self) -> None:
         """End of a step (a hook for checks every step shares; none today)."""
@@ -213,3 +223,66 @@ def wait_until(predicate: Any, timeout: float, what: str, interval: float = 1.0)
 
 def succeeded(versions: list[dict[str, Any]]) -> bool:
     return job_succeeded(versions)
+
+
+# ------------------------------------------------------ installs started early
+# A release's install is mostly waiting (pods scheduled, images unpacked, the
+# code copied, probes, the hook Job): the independent scenarios start in
+# background threads as soon as the node is up, while the tests run one after
+# the other, and each test then takes its own release, installed or failed.
+@dataclass
+class Context:
+    """What a starter gets: the node, helm, and the namespace factory of tests/node/conftest.py."""
+
+    node: Node
+    helm: Helm
+    namespaces: Callable[..., str]
+
+
+Starter = Callable[[Context, Release], None]
+STARTERS: dict[str, tuple[str, Starter]] = {}
+
+
+def prestart(test_name: str, prefix: str) -> Callable[[Starter], Starter]:
+    """Registers `fn(ctx, release)` as what `test_name` needs first, in a fresh namespace `prefix-N`;
+    started early when that test is selected."""
+
+    def register(fn: Starter) -> Starter:
+        STARTERS[test_name] = (prefix, fn)
+        return fn
+
+    return register
+
+
+def run_starter(ctx: Context, test_name: str) -> Release:
+    """A fresh release in its own namespace, given to the test's starter; what it raises is kept."""
+    prefix, fn = STARTERS[test_name]
+    ns = ctx.namespaces(prefix)
+    rel = Release(ctx.node, ctx.helm, ns)
+    rel.jobs = Recorder(ctx.node.cp, f"/apis/batch/v1/namespaces/{ns}/jobs").start()
+    try:
+        fn(ctx, rel)
+    except BaseException as e:  # noqa: BLE001 - re-raised by Release.started() in the test
+        rel.start_error = e
+    return rel
+
+
+class Prestarted:
+    """The starters of the selected tests, run by a small pool of threads."""
+
+    def __init__(self, ctx: Context, selected: set[str], workers: int) -> None:
+        """workers 0: nothing in the background, each starter runs when its test asks for it."""
+        self.ctx = ctx
+        self.pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="prestart")
+        self.futures: dict[str, Future[Release]] = {
+            name: self.pool.submit(run_starter, ctx, name) for name in STARTERS if name in selected and workers}
+
+    def release(self, test_name: str) -> Release:
+        """The release `test_name` starts from, once its starter finished (see Release.started)."""
+        future = self.futures.get(test_name)
+        if future is None:
+            return run_starter(self.ctx, test_name)
+        return future.result(timeout=1800)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)

@@ -11,11 +11,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from clusterlib import F, Helm, Recorder
-from nodelib import HOOK, Release, succeeded, wait_until
+from clusterlib import F
+from nodelib import HOOK, Context, Prestarted, Release, prestart, succeeded, wait_until
 from test_node_modes import assert_tracks_and_stores
-
-from fixtures.node import Node
 
 
 def hook_pods(rel: Release) -> list[dict[str, Any]]:
@@ -56,11 +54,10 @@ def assert_one_complete_install(rel: Release) -> None:
     rel.end_step()
 
 
-def test_hook_pod_deleted_mid_install(node: Node, node_helm: Helm, node_namespaces: Callable[..., str]) -> None:
-    ns = node_namespaces("fault-hook")
-    rel = Release(node, node_helm, ns)
-    rel.jobs = Recorder(node.cp, f"/apis/batch/v1/namespaces/{ns}/jobs").start()
+@prestart("test_hook_pod_deleted_mid_install", "fault-hook")
+def start_hook_pod_deleted(ctx: Context, rel: Release) -> None:
     deleted: list[str] = []
+    rel.deleted = deleted  # type: ignore[attr-defined]
 
     def fault() -> None:
         def tables() -> int:
@@ -77,8 +74,13 @@ def test_hook_pod_deleted_mid_install(node: Node, node_helm: Helm, node_namespac
         deleted.append(pod["metadata"]["name"])
 
     install_with(rel, fault)
+
+
+def test_hook_pod_deleted_mid_install(prestarted: Prestarted) -> None:
+    rel = prestarted.release("test_hook_pod_deleted_mid_install").started()
+    assert rel.jobs
     rel.jobs.stop()
-    assert deleted
+    assert rel.deleted  # type: ignore[attr-defined]
     hooks = rel.hook_jobs()
     assert len(hooks) == 1 and succeeded(hooks[0])
     statuses = [v.get("status") or {} for v in hooks[0]]
@@ -88,12 +90,11 @@ def test_hook_pod_deleted_mid_install(node: Node, node_helm: Helm, node_namespac
     assert_one_complete_install(rel)
 
 
-def test_database_restarted_during_install(node: Node, node_helm: Helm,
-                                           node_namespaces: Callable[..., str]) -> None:
-    ns = node_namespaces("fault-db")
-    rel = Release(node, node_helm, ns)
-    rel.jobs = Recorder(node.cp, f"/apis/batch/v1/namespaces/{ns}/jobs").start()
+@prestart("test_database_restarted_during_install", "fault-db")
+def start_database_restarted(ctx: Context, rel: Release) -> None:
+    ns = rel.namespace
     restarted: list[str] = []
+    rel.restarted = restarted  # type: ignore[attr-defined]
 
     def fault() -> None:
         wait_until(lambda: any(hook_container_running(p) for p in hook_pods(rel)), 600, "the hook container running")
@@ -104,8 +105,13 @@ def test_database_restarted_during_install(node: Node, node_helm: Helm,
                    120, "a new database pod")
 
     install_with(rel, fault)
+
+
+def test_database_restarted_during_install(prestarted: Prestarted) -> None:
+    rel = prestarted.release("test_database_restarted_during_install").started()
+    assert rel.jobs
     rel.jobs.stop()
-    assert restarted
+    assert rel.restarted  # type: ignore[attr-defined]
     hooks = rel.hook_jobs()
     assert len(hooks) == 1 and succeeded(hooks[0]), "the hook waited for the database and finished"
     assert_one_complete_install(rel)

@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
-from clusterlib import Helm, Recorder
-from nodelib import Release, succeeded
+from nodelib import Context, Prestarted, Release, prestart, succeeded
 from test_node_local import record_bench
-
-from fixtures.node import Node
 
 OLD, NEW = "5.0.3", "5.1.2"
 # Matomo 5.0.3 has no `Mariadb` schema class (5.1+), which values/local.yaml
@@ -34,13 +31,17 @@ def serving_images(rel: Release) -> set[str]:
     return rel.serving_images()
 
 
+@prestart("test_install_old_release_and_track", "life")
+def start(ctx: Context, rel: Release) -> None:
+    rel.install("--set", f"image.tag={OLD}-apache", *SCHEMA)
+
+
 @pytest.fixture(scope="module")
-def rel(node: Node, node_helm: Helm, node_namespaces: Callable[..., str]) -> Iterator[Release]:
-    ns = node_namespaces("life")
-    r = Release(node, node_helm, ns)
-    r.jobs = Recorder(node.cp, f"/apis/batch/v1/namespaces/{ns}/jobs").start()
+def rel(prestarted: Prestarted) -> Iterator[Release]:
+    r = prestarted.release("test_install_old_release_and_track")
     yield r
-    r.jobs.stop()
+    if r.jobs:
+        r.jobs.stop()
 
 
 @pytest.fixture
@@ -54,7 +55,7 @@ def step(rel: Release, request: pytest.FixtureRequest) -> Iterator[Release]:
 
 
 def test_install_old_release_and_track(step: Release) -> None:
-    step.install("--set", f"image.tag={OLD}-apache", *SCHEMA)
+    step.started()  # helm install --wait of 5.0.3, started when the node came up
     assert version_core(step) == OLD
     m = step.matomo()
     step.url = step.track_stored(m, f"http://localhost/before-upgrade/{secrets.token_hex(4)}")  # type: ignore[attr-defined]

@@ -13,14 +13,12 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from clusterlib import F, Helm, Recorder
-from nodelib import Release, hook_job_duration, succeeded, wait_until
-
-from fixtures.node import Node
+from clusterlib import F
+from nodelib import Context, Prestarted, Release, hook_job_duration, prestart, succeeded, wait_until
 
 BENCH = Path(os.environ.get("NODE_BENCH_OUT", Path(__file__).resolve().parents[2] / ".scratch" / "node-bench.json"))
 
@@ -32,13 +30,21 @@ def record_bench(key: str, value: float) -> None:
     BENCH.write_text(json.dumps(data, indent=1))
 
 
+@prestart("test_install_wait_hook_installs_and_deployment_rolls", "local")
+def start(ctx: Context, rel: Release) -> None:
+    rel.t0 = time.monotonic()  # type: ignore[attr-defined]
+    try:
+        rel.install()
+    finally:
+        rel.t_installed = time.monotonic() - rel.t0  # type: ignore[attr-defined]
+
+
 @pytest.fixture(scope="module")
-def rel(node: Node, node_helm: Helm, node_namespaces: Callable[..., str]) -> Iterator[Release]:
-    ns = node_namespaces("local")
-    r = Release(node, node_helm, ns)
-    r.jobs = Recorder(node.cp, f"/apis/batch/v1/namespaces/{ns}/jobs").start()
+def rel(prestarted: Prestarted) -> Iterator[Release]:
+    r = prestarted.release("test_install_wait_hook_installs_and_deployment_rolls")
     yield r
-    r.jobs.stop()
+    if r.jobs:
+        r.jobs.stop()
 
 
 # steps the later ones need (helm test failing does not stop tracking checks)
@@ -68,10 +74,7 @@ def helm_test(rel: Release) -> None:
 
 
 def test_install_wait_hook_installs_and_deployment_rolls(step: Release) -> None:
-    t0 = time.monotonic()
-    step.install()
-    step.t_installed = time.monotonic() - t0  # type: ignore[attr-defined]
-    step.t0 = t0  # type: ignore[attr-defined]
+    step.started()  # helm install --wait, started when the node came up
     assert step.status()["info"]["status"] == "deployed"
     hooks = step.hook_jobs()
     assert len(hooks) == 1, f"one hook Job expected, saw {len(hooks)}"

@@ -8,29 +8,17 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable
-from pathlib import Path
 
 import yaml
-from clusterlib import F, Helm, Recorder
-from nodelib import NODE_VALUES, REPO, Release, succeeded, wait_until
+from clusterlib import F
+from nodelib import NODE_VALUES, REPO, Context, Prestarted, Release, prestart, succeeded, wait_until
 from test_node_local import helm_test
 
-from fixtures.node import Node, image_builder
+from fixtures.node import image_builder
 
 MARIADB = image_builder.MARIADB
 
 PROD = REPO / "values" / "prod.yaml"
-
-
-def new_release(node: Node, helm: Helm, namespaces: Callable[..., str], prefix: str,
-                values: list[Path] | None = None) -> Release:
-    ns = namespaces(prefix)
-    r = Release(node, helm, ns)
-    if values is not None:
-        r.values = values
-    r.jobs = Recorder(node.cp, f"/apis/batch/v1/namespaces/{ns}/jobs").start()
-    return r
 
 
 def assert_tracks_and_stores(rel: Release) -> None:
@@ -120,9 +108,13 @@ def logged_in(rel: Release, pod_ip: str, cookies: dict[str, str]) -> bool:
     return r.status == 200 and 'name="form_login"' not in r.text and "admin@example.org" in r.text
 
 
-def test_two_replicas_share_login_sessions(node: Node, node_helm: Helm, node_namespaces: Callable[..., str]) -> None:
-    rel = new_release(node, node_helm, node_namespaces, "replicas")
+@prestart("test_two_replicas_share_login_sessions", "replicas")
+def start_replicas(ctx: Context, rel: Release) -> None:
     rel.install("--set", "replicaCount=2")
+
+
+def test_two_replicas_share_login_sessions(prestarted: Prestarted) -> None:
+    rel = prestarted.release("test_two_replicas_share_login_sessions").started()
     pods = rel.serving_pods()
     assert len(pods) == 2
     a, b = (p["status"]["podIP"] for p in pods)
@@ -135,9 +127,13 @@ def test_two_replicas_share_login_sessions(node: Node, node_helm: Helm, node_nam
 
 
 # ------------------------------------------------------------- fpm variant
-def test_fpm_variant(node: Node, node_helm: Helm, node_namespaces: Callable[..., str]) -> None:
-    rel = new_release(node, node_helm, node_namespaces, "fpm")
+@prestart("test_fpm_variant", "fpm")
+def start_fpm(ctx: Context, rel: Release) -> None:
     rel.install("--set", "image.variant=fpm")
+
+
+def test_fpm_variant(prestarted: Prestarted) -> None:
+    rel = prestarted.release("test_fpm_variant").started()
     pods = rel.serving_pods()
     assert {c["name"] for c in pods[0]["spec"]["containers"]} == {"matomo", "nginx"}
     assert_tracks_and_stores(rel)
@@ -146,21 +142,26 @@ def test_fpm_variant(node: Node, node_helm: Helm, node_namespaces: Callable[...,
 
 
 # ------------------------------------------------------------ external mode
-def test_external_database(node: Node, node_helm: Helm, node_namespaces: Callable[..., str]) -> None:
-    rel = new_release(node, node_helm, node_namespaces, "external")
+@prestart("test_external_database", "external")
+def start_external(ctx: Context, rel: Release) -> None:
     password = start_database(rel, "extdb")
     rel.install("--set", "database.mode=external", "--set", "database.external.host=extdb",
                 "--set", f"database.password={password}", "--set", "database.schema=Mariadb")
+
+
+def test_external_database(prestarted: Prestarted) -> None:
+    rel = prestarted.release("test_external_database").started()
     assert not rel.pods("database"), "no embedded MariaDB in external mode"
     assert_tracks_and_stores(rel)
     rel.end_step()
 
 
 # ------------------------------------------------------------ cloudsql mode
-def test_cloudsql_proxy_native_sidecar(node: Node, node_helm: Helm, node_namespaces: Callable[..., str]) -> None:
+@prestart("test_cloudsql_proxy_native_sidecar", "cloudsql")
+def start_cloudsql(ctx: Context, rel: Release) -> None:
     # values/prod.yaml as the README says (its existingSecret created first), the
     # instance played by a MariaDB Service the proxy stand-in relays to; no Ingress here
-    rel = new_release(node, node_helm, node_namespaces, "cloudsql", [PROD, NODE_VALUES])
+    rel.values = [PROD, NODE_VALUES]
     password = start_database(rel, "cloudsql-db")
     rel.node.cp.request("POST", f"/api/v1/namespaces/{rel.namespace}/secrets", {
         "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "matomo-db-credentials"},
@@ -168,6 +169,10 @@ def test_cloudsql_proxy_native_sidecar(node: Node, node_helm: Helm, node_namespa
     rel.install("--set", "database.cloudsql.instanceConnectionName=test:local:cloudsql-db",
                 "--set", "ingress.enabled=false", "--set", "matomo.url=http://127.0.0.1:8080",
                 "--set", "replicaCount=1", "--set", "resources=null", "--set", "database.schema=Mariadb")
+
+
+def test_cloudsql_proxy_native_sidecar(prestarted: Prestarted) -> None:
+    rel = prestarted.release("test_cloudsql_proxy_native_sidecar").started()
     hooks = rel.hook_jobs()
     assert len(hooks) == 1 and succeeded(hooks[0]), "the hook Job completed although the proxy sidecar never exits by itself"
     pods = rel.serving_pods()

@@ -21,6 +21,7 @@ Needs root (mmdebstrap in root mode, buildah) and Debian's package mirror.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
@@ -101,6 +102,16 @@ def cached(name: str, key: str, build: Callable[[Path], None]) -> Path:
     out = CACHE / f"{name}-{key}.tar"
     if out.exists():
         return out
+    # One builder per name at a time: ./dev test builds the images in the
+    # background while the node's fixture may ask for the same ones.
+    with open(CACHE / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if out.exists():
+            return out
+        return _build_locked(name, key, out, build)
+
+
+def _build_locked(name: str, key: str, out: Path, build: Callable[[Path], None]) -> Path:
     t0 = time.monotonic()
     log(f"building {name} ({key})")
     tmp = CACHE / f".{name}-{key}.tmp"
