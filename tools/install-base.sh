@@ -11,8 +11,9 @@
 #     `diff`, which `helmfile apply` runs), built from their Go modules into
 #     .tools/bin;
 #   - ct's chart_schema.yaml and lintconf.yaml into .tools/etc;
-#   - the virtualenv .tools/venv from requirements-dev.txt, plus `-e ./hooks`
-#     when hooks/pyproject.toml exists.
+#   - the virtualenv .tools/venv from requirements-dev.txt (which includes
+#     tools/release-requirements.txt: cyclonedx-py for tools/release.sh), plus
+#     `-e ./hooks` when hooks/pyproject.toml exists.
 # Each step leaves a stamp in .tools/stamps keyed by its version (or by the
 # hash of the file it installs from), so a second run is a no-op of seconds.
 # Go's build and module caches stay in Go's default global locations, so a
@@ -266,7 +267,7 @@ hash_of() { sha256sum "$@" | sha256sum | cut -c1-16; }
 install_venv() {
   local venv="${TOOLS}/venv" py="${PYTHON:-python3}" pyver key
   pyver="$("${py}" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')"
-  key="py${pyver}-$(hash_of requirements-dev.txt)"
+  key="py${pyver}-$(hash_of requirements-dev.txt tools/release-requirements.txt)"
   if ! stamp_ok "venv.${key}" || [[ ! -x "${venv}/bin/python" ]]; then
     if [[ ! -x "${venv}/bin/python" ]] || [[ "$("${venv}/bin/python" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null)" != "${pyver}" ]]; then
       log "creating .tools/venv (Python ${pyver})"

@@ -5,9 +5,12 @@
 #   etcd                                              (go.etcd.io/etcd/server/v3, built from the Go module)
 #   kwok                                              (sigs.k8s.io/kwok, go install)
 #   coredns                                           (github.com/coredns/coredns, go install)
+#   registry                                          (github.com/distribution/distribution/v3, filesystem storage only)
 # kubelet, kube-proxy and coredns are the real node of tests/node
 # (tests/fixtures/node.py); containerd, runc and the CNI plugins come from
-# Debian (tools/install-base.sh).
+# Debian (tools/install-base.sh). registry (the CNCF distribution registry) is
+# the local OCI registry tools/release.sh publishes to in
+# tests/node/test_node_release.py, served inside the node's network namespace.
 # Binaries go to .tools/k8s/bin; a stamp file keyed by the version makes the
 # second run a no-op. Go caches stay in their default global locations (or
 # whatever GOMODCACHE/GOCACHE say), so a rebuild after a version bump is warm.
@@ -17,13 +20,14 @@
 # is not (k8s.io/endpointslice@v0.31.14 is unavailable from the proxy).
 #
 # Usage: tools/install-k8s.sh [--force]
-#   env: K8S_VERSION, ETCD_VERSION, KWOK_VERSION, COREDNS_VERSION; INSTALL_K8S_DIR (default .tools/k8s)
+#   env: K8S_VERSION, ETCD_VERSION, KWOK_VERSION, COREDNS_VERSION, REGISTRY_VERSION; INSTALL_K8S_DIR (default .tools/k8s)
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-v1.34.12}"
 ETCD_VERSION="${ETCD_VERSION:-v3.5.17}"
 KWOK_VERSION="${KWOK_VERSION:-v0.7.0}"
 COREDNS_VERSION="${COREDNS_VERSION:-v1.12.4}"
+REGISTRY_VERSION="${REGISTRY_VERSION:-v3.1.2}"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="${INSTALL_K8S_DIR:-${ROOT}/.tools/k8s}"
@@ -149,9 +153,45 @@ build_coredns() {
   (cd "${BUILD}" && GOBIN="${BIN}" go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@${COREDNS_VERSION}")
 }
 
+# --- registry (tests/node/test_node_release.py) -----------------------------------
+# The distribution registry's own command with the filesystem storage driver
+# only: its cmd/registry also links the S3, Azure and GCS drivers, whose SDKs
+# make most of its cold build.
+build_registry() {
+  local src="${BUILD}/registry-${REGISTRY_VERSION}"
+  rm -rf "${src}"
+  mkdir -p "${src}"
+  cat >"${src}/main.go" <<'EOF'
+package main
+
+import (
+	"os"
+
+	"github.com/distribution/distribution/v3/registry"
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
+)
+
+func main() {
+	if err := registry.RootCmd.Execute(); err != nil {
+		os.Exit(1)
+	}
+}
+EOF
+  (
+    cd "${src}"
+    go mod init local/registry >/dev/null 2>&1
+    go get "github.com/distribution/distribution/v3@${REGISTRY_VERSION}" >/dev/null 2>&1
+    go mod tidy >/dev/null
+    go build -trimpath -ldflags "-s -w -X github.com/distribution/distribution/v3/version.version=${REGISTRY_VERSION}" \
+      -o "${BIN}/registry" .
+  )
+  rm -rf "${src}"
+}
+
 build etcd "${ETCD_VERSION}" build_etcd etcd
 build kwok "${KWOK_VERSION}" build_kwok kwok
 build coredns "${COREDNS_VERSION}" build_coredns coredns
+build registry "${REGISTRY_VERSION}" build_registry registry
 # the stamp carries the binary list, so a checkout that adds one rebuilds
 build kubernetes "${K8S_VERSION}-node" build_kubernetes kube-apiserver kube-controller-manager kube-scheduler kubectl \
   kubelet kube-proxy

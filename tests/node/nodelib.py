@@ -37,6 +37,10 @@ class Release:
     values: list[Path] = field(default_factory=lambda: [LOCAL, NODE_VALUES])
     jobs: Recorder | None = None
     failed: list[str] = field(default_factory=list)
+    # the chart: this checkout's charts/matomo, or e.g. `oci://host/owner/charts/matomo` (with
+    # chart_args such as `--version 0.1.0 --plain-http`, given to install and upgrade)
+    chart: str = str(CHART)
+    chart_args: list[str] = field(default_factory=list)
     # what its starter raised (see Prestarted), re-raised by started()
     start_error: BaseException | None = None
 
@@ -57,13 +61,14 @@ class Release:
         return [*args, *extra]
 
     def install(self, *extra: str, wait: bool = True) -> subprocess.CompletedProcess[str]:
-        args = ["install", F, str(CHART), *self._args(*extra)]
+        args = ["install", F, self.chart, *self.chart_args, *self._args(*extra)]
         if wait:
             args += ["--wait", "--timeout", TIMEOUT]
         return self.run_helm(*args)
 
     def upgrade(self, *extra: str) -> subprocess.CompletedProcess[str]:
-        return self.run_helm("upgrade", F, str(CHART), *self._args(*extra), "--wait", "--timeout", TIMEOUT)
+        return self.run_helm("upgrade", F, self.chart, *self.chart_args, *self._args(*extra), "--wait", "--timeout",
+                             TIMEOUT)
 
     def run_helm(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         try:
