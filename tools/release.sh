@@ -23,7 +23,7 @@
 #   --platforms LIST        RELEASE_PLATFORMS   default this machine's, e.g.
 #                           linux/amd64,linux/arm64 (others need qemu binfmt)
 #   --base-image REF        RELEASE_BASE_IMAGE  hooks/Dockerfile's PYTHON_IMAGE
-#                           (default: the Dockerfile's own)
+#                           (default: the Dockerfile's own, as docker.io/...)
 #   --source URL            RELEASE_SOURCE_URL  the repository's web address for
 #                           org.opencontainers.image.source (default: from the
 #                           `origin` remote)
@@ -218,6 +218,22 @@ ensure_cyclonedx() {
   export PATH="${venv}/bin:${PATH}"
 }
 
+# hooks/Dockerfile's default PYTHON_IMAGE, fully qualified: buildah resolves a
+# short name through registries.conf, which differs between machines (GitHub's
+# runners have no search registry), while docker reads it as docker.io's.
+default_base_image() {
+  local ref first
+  ref="$(sed -n 's/^ARG PYTHON_IMAGE=//p' hooks/Dockerfile)"
+  [[ -n "${ref}" ]] || die "no ARG PYTHON_IMAGE=... in hooks/Dockerfile: pass --base-image"
+  first="${ref%%/*}"
+  if [[ "${ref}" != */* ]]; then
+    ref="docker.io/library/${ref}"
+  elif [[ "${first}" != *.* && "${first}" != *:* && "${first}" != localhost ]]; then
+    ref="docker.io/${ref}"
+  fi
+  printf '%s\n' "${ref}"
+}
+
 build_image() {
   need buildah "install it (Debian/Ubuntu: apt-get install buildah; ./dev tools does)"
   need python3 "install Python 3.11 or newer"
@@ -248,6 +264,7 @@ build_image() {
   local label_args=() l
   for l in "${labels[@]}"; do label_args+=(--label "${l}"); done
 
+  [[ -n "${BASE_IMAGE}" ]] || BASE_IMAGE="$(default_base_image)"
   mkdir -p "${OUT}"
   local list="localhost/matomo-hook-release:${VERSION}" platform arch build_ref final_ref ctr sbom platforms=()
   buildah manifest rm "${list}" >/dev/null 2>&1 || true
@@ -257,9 +274,9 @@ build_image() {
     arch="${platform//\//-}"
     build_ref="localhost/matomo-hook-build:${VERSION}-${arch}"
     final_ref="localhost/matomo-hook:${VERSION}-${arch}"
-    log "building ${platform} from hooks/Dockerfile${BASE_IMAGE:+ (PYTHON_IMAGE=${BASE_IMAGE})}"
-    local build=(build --platform "${platform}" --layers=false "${tls[@]}" -f hooks/Dockerfile -t "${build_ref}")
-    [[ -n "${BASE_IMAGE}" ]] && build+=(--build-arg "PYTHON_IMAGE=${BASE_IMAGE}")
+    log "building ${platform} from hooks/Dockerfile (PYTHON_IMAGE=${BASE_IMAGE})"
+    local build=(build --platform "${platform}" --layers=false "${tls[@]}" -f hooks/Dockerfile -t "${build_ref}"
+      --build-arg "PYTHON_IMAGE=${BASE_IMAGE}")
     if [[ -n "${CA_BUNDLE}" ]]; then
       [[ -f "${CA_BUNDLE}" ]] || die "CA bundle ${CA_BUNDLE} (--ca-bundle / RELEASE_CA_BUNDLE) is not a file"
       build+=(--volume "${CA_BUNDLE}:/etc/ssl/certs/ca-certificates.crt:ro")
