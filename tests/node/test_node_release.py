@@ -255,7 +255,8 @@ def test_install_from_oci_registry_pulls_hook_image(rel: Release, published: Pub
         "the hook image must come from the registry, not from an import"
     rel.install("--set", f"hook.image.repository={repository}", "--set", "hook.image.pullPolicy=IfNotPresent")
     assert rel.status()["info"]["status"] == "deployed"
-    assert rel.status()["chart"]["metadata"]["version"] == published.version
+    (listed,) = json.loads(rel.run_helm("list", "-n", rel.namespace, "-o", "json").stdout)
+    assert listed["chart"] == f"matomo-{published.version}", listed
     hooks = rel.hook_jobs()
     assert len(hooks) == 1 and succeeded(hooks[0]), f"the hook Job did not succeed:\n{rel.diagnose()}"
     assert rel.available()
