@@ -37,6 +37,8 @@ METRICS = [
     ("code_copy_ms", "the code copy alone, timed in a running pod (ms)"),
     ("code_copy_files", "files copied"),
     ("code_copy_mb", "MB copied"),
+    ("hook_image_import_kubernetes_s", "hook image, read-only: python -c 'import kubernetes.client' (s, fastest of 3)"),
+    ("hook_image_venv_mb", "hook image: its venv with bytecode (MB)"),
 ]
 
 
@@ -69,7 +71,8 @@ def run(repeat: int) -> Section:
             # no install started early: the figures are those of a release alone on the node
             env = dict(os.environ, NODE_BENCH_OUT=str(out), NODE_TEST_PARALLEL="0")
             subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                            "tests/node/test_node_local.py", "tests/node/test_node_lifecycle.py"],
+                            "tests/node/test_hook_image.py", "tests/node/test_node_local.py",
+                            "tests/node/test_node_lifecycle.py"],
                            cwd=ROOT, env=env, check=False)
         if out.exists():
             data = json.loads(out.read_text())
