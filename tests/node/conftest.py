@@ -42,7 +42,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def node() -> Iterator[Node]:
-    with running_node(["pause", "mariadb", "matomo", "hook", "nginx", "cloudsql-proxy"]) as n:
+    with running_node(["pause", "mariadb", "matomo", "hook", "nginx", "cloud-sql-proxy", "cloudsql-instance"]) as n:
         sys.stderr.write(f"\nreal node up: {', '.join(f'{k} {v:.1f}s' for k, v in n.timings.items())}\n")
         yield n
 

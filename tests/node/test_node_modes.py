@@ -6,8 +6,13 @@ the proxy as a native sidecar. Every namespace enforces PodSecurity
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import secrets
+import tempfile
+from pathlib import Path
+from typing import Any
 
 import yaml
 from clusterlib import F
@@ -157,26 +162,153 @@ def test_external_database(prestarted: Prestarted) -> None:
 
 
 # ------------------------------------------------------------ cloudsql mode
+CONNECTION_NAME = "matomo-test:europe-west1:matomo"
+INSTANCE = "cloudsql-instance"
+RESTRICTED = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
+              "runAsUser": 65532, "runAsGroup": 65532, "capabilities": {"drop": ["ALL"]},
+              "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def cloudsql_instance_workload(name: str, backend: str) -> str:
+    """Google's side of the instance CONNECTION_NAME (tools/images/cloudsql-instance.go): the SQL Admin API
+    on port 80, the server-side proxy on 3307 (the pod IP is the instance's PRIMARY address) relaying to
+    `backend`; the bearer token it expects from the Secret `name`."""
+    labels = {"app": name}
+    docs = [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+         "spec": {"selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}, "spec": {
+             "terminationGracePeriodSeconds": 5, "automountServiceAccountToken": False,
+             "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+             "containers": [{
+                 "name": "instance", "image": image_builder.INSTANCE, "imagePullPolicy": "Never",
+                 "securityContext": RESTRICTED,
+                 "args": [f"-instance={CONNECTION_NAME}", f"-backend={backend}"],
+                 "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                         {"name": "CLOUDSQL_TOKEN", "valueFrom": {"secretKeyRef": {"name": name, "key": "token"}}}],
+                 "ports": [{"containerPort": 8080, "name": "api"}, {"containerPort": 3307, "name": "tls"}],
+                 "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1}}]}}}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+         "spec": {"selector": labels, "ports": [{"name": "api", "port": 80, "targetPort": 8080},
+                                                {"name": "tls", "port": 3307, "targetPort": 3307}]}},
+    ]
+    return yaml.safe_dump_all(docs)
+
+
+def start_cloudsql_instance(rel: Release, backend: str) -> str:
+    """The instance's stand-in, ready; returns the token the proxy must present."""
+    token = secrets.token_urlsafe(24)
+    rel.node.cp.request("POST", f"/api/v1/namespaces/{rel.namespace}/secrets", {
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": INSTANCE}, "stringData": {"token": token}})
+    rel.node.cp.kubectl("-n", rel.namespace, "apply", "-f", "-", input=cloudsql_instance_workload(INSTANCE, backend))
+    wait_until(lambda: rel.kubectl("rollout", "status", f"deployment/{INSTANCE}", "--timeout=5s", check=False)
+               .returncode == 0, 180, f"{INSTANCE} ready")
+    return token
+
+
+def container_status(pod: dict[str, Any], name: str) -> dict[str, Any]:
+    statuses = pod["status"].get("initContainerStatuses", []) + pod["status"].get("containerStatuses", [])
+    found = [s for s in statuses if s["name"] == name]
+    assert found, f"no status of container {name} in pod {pod['metadata']['name']}"
+    return dict(found[0])
+
+
+def proxy_messages(rel: Release, pod: str) -> list[str]:
+    """The proxy's log lines (--structured-logs: one JSON object a line), as their messages."""
+    out = rel.kubectl("logs", pod, "-c", "cloud-sql-proxy").stdout
+    messages = []
+    for line in out.splitlines():
+        try:
+            messages.append(str(json.loads(line).get("message", line)))
+        except ValueError:
+            messages.append(line)
+    return messages
+
+
 @prestart("test_cloudsql_proxy_native_sidecar", "cloudsql")
 def start_cloudsql(ctx: Context, rel: Release) -> None:
-    # values/prod.yaml as the README says (its existingSecret created first), the
-    # instance played by a MariaDB Service the proxy stand-in relays to; no Ingress here
+    # values/prod.yaml as the README says (its existingSecret created first). The REAL Cloud SQL Auth
+    # Proxy (built from its Go module at the chart's default tag) runs as the native sidecar; Google's
+    # side of the instance is cloudsql-instance (the node has no route out), whose server-side proxy
+    # relays the proxy's TLS to a MariaDB. Only this test points the proxy there, through
+    # database.cloudsql.extraArgs. No Ingress here.
     rel.values = [PROD, NODE_VALUES]
     password = start_database(rel, "cloudsql-db")
+    token = start_cloudsql_instance(rel, "cloudsql-db:3306")
     rel.node.cp.request("POST", f"/api/v1/namespaces/{rel.namespace}/secrets", {
         "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "matomo-db-credentials"},
         "stringData": {"password": password}})
-    rel.install("--set", "database.cloudsql.instanceConnectionName=test:local:cloudsql-db",
-                "--set", "ingress.enabled=false", "--set", "matomo.url=http://127.0.0.1:8080",
-                "--set", "replicaCount=1", "--set", "resources=null", "--set", "database.schema=Mariadb")
+    # a values file: the token stays off every command line
+    fd, name = tempfile.mkstemp(prefix="cloudsql-endpoint-", suffix=".yaml")
+    endpoint = Path(name)
+    try:
+        with os.fdopen(fd, "w") as f:
+            yaml.safe_dump({"database": {"cloudsql": {"extraArgs": [
+                f"--sqladmin-api-endpoint=http://{INSTANCE}.{rel.namespace}.svc.cluster.local/",
+                f"--token={token}"]}}}, f)
+        rel.values = [*rel.values, endpoint]
+        rel.install("--set", f"database.cloudsql.instanceConnectionName={CONNECTION_NAME}",
+                    "--set", "ingress.enabled=false", "--set", "matomo.url=http://127.0.0.1:8080",
+                    "--set", "replicaCount=1", "--set", "resources=null", "--set", "database.schema=Mariadb")
+    finally:
+        endpoint.unlink(missing_ok=True)
+        rel.values = [PROD, NODE_VALUES]
 
 
 def test_cloudsql_proxy_native_sidecar(prestarted: Prestarted) -> None:
     rel = prestarted.release("test_cloudsql_proxy_native_sidecar").started()
+    node = rel.node
+    # the hook Job completed although the proxy sidecar never exits by itself: once the hook
+    # container ended, the kubelet stopped the sidecar, through the chart's preStop
+    # (`cloud-sql-proxy shutdown` -> /quitquitquit on the admin port), with exit code 0
     hooks = rel.hook_jobs()
     assert len(hooks) == 1 and succeeded(hooks[0]), "the hook Job completed although the proxy sidecar never exits by itself"
+    hook_pods = [p for p in rel.pods("hook") if p["status"].get("phase") == "Succeeded"]
+    assert len(hook_pods) == 1, [p["status"].get("phase") for p in rel.pods("hook")]
+    stopped = container_status(hook_pods[0], "cloud-sql-proxy")["state"].get("terminated") or {}
+    assert stopped.get("exitCode") == 0, f"the hook pod's proxy: {stopped}"
+    hook_log = proxy_messages(rel, hook_pods[0]["metadata"]["name"])
+    assert any("/quitquitquit received request" in m for m in hook_log), hook_log[-10:]
+
+    # the serving pod: the sidecar's startup probe (/startup on the proxy's health port) passed
+    # before Matomo started, and the real proxy answers its health endpoints
     pods = rel.serving_pods()
-    init = {c["name"]: c for c in pods[0]["spec"]["initContainers"]}
+    pod = pods[0]
+    name = pod["metadata"]["name"]
+    init = {c["name"]: c for c in pod["spec"]["initContainers"]}
     assert init["cloud-sql-proxy"].get("restartPolicy") == "Always"
+    assert init["cloud-sql-proxy"]["startupProbe"]["httpGet"]["path"] == "/startup"
+    proxy = container_status(pod, "cloud-sql-proxy")
+    assert proxy.get("started") is True and proxy.get("ready") is True and proxy["restartCount"] == 0, proxy
+    started = proxy["state"]["running"]["startedAt"]
+    assert started <= container_status(pod, "matomo")["state"]["running"]["startedAt"]
+    for path in ("/startup", "/readiness", "/liveness"):
+        r = node.http("GET", pod["status"]["podIP"], 9801, path)
+        assert (r.status, r.body) == (200, b"ok"), f"{path}: {r.status} {r.body[:200]!r}"
+    _, tag = image_builder.chart_proxy_image()
+    version = rel.kubectl("exec", name, "-c", "cloud-sql-proxy", "--", "/cloud-sql-proxy", "--version").stdout
+    assert f"version {tag}+" in version, f"the sidecar runs the real proxy at the chart's default tag: {version}"
+
+    # Matomo installed and serves through the proxy: a tracking request is stored
+    assert_tracks_and_stores(rel)
+    log = proxy_messages(rel, name)
+    assert any(f"[{CONNECTION_NAME}] Listening on 127.0.0.1:3306" in m for m in log), log[-10:]
+    instance = rel.kubectl("logs", f"deployment/{INSTANCE}").stdout
+    signed = re.findall(r"generateEphemeralCert \S+: client certificate \d+ signed", instance)
+    relayed = re.findall(r"tls: connection \d+ from .*: relayed to cloudsql-db:3306", instance)
+    # one certificate per proxy (the hook pod's, the serving pod's), each connection over TLS with it
+    assert len(signed) >= 2 and relayed, instance[-3000:]
+    assert "(401)" not in instance and "handshake refused" not in instance, instance[-3000:]
+
+    # the preStop command itself on the serving pod: the proxy exits 0, the kubelet restarts the
+    # sidecar (restartPolicy Always), and Matomo keeps storing through it
+    rel.kubectl("exec", name, "-c", "cloud-sql-proxy", "--", "/cloud-sql-proxy", "shutdown", "--admin-port", "9092")
+
+    def restarted() -> dict[str, Any] | None:
+        p = rel.get(f"/api/v1/namespaces/{rel.namespace}/pods/{name}")
+        s = container_status(p, "cloud-sql-proxy")
+        return s if s["restartCount"] >= 1 and s.get("started") else None
+
+    after = wait_until(restarted, 60, "the proxy sidecar restarted after `cloud-sql-proxy shutdown`")
+    assert after["lastState"]["terminated"]["exitCode"] == 0, after["lastState"]
     assert_tracks_and_stores(rel)
     rel.end_step()

@@ -13,10 +13,13 @@ rebuilds nothing, a changed input rebuilds only what depends on it.
     python3 tools/images/images.py list               # names, references, cache keys
 
 Names: matomo (matomo:5.1.2-apache, -fpm, 5.0.3-apache, -fpm), mariadb, nginx,
-cloudsql-proxy (a stand-in, see cloud-sql-proxy-standin.py), pause, python
-(the hook's base), hook (hooks/Dockerfile through buildah). What the matomo
-images reproduce of the upstream contract: tools/images/README.md.
-Needs root (mmdebstrap in root mode, buildah) and Debian's package mirror.
+cloud-sql-proxy (the real Cloud SQL Auth Proxy v2 built from its Go module at
+the chart's default tag), cloudsql-instance (cloudsql-instance.go: Google's
+side of one instance for it), pause, python (the hook's base), hook
+(hooks/Dockerfile through buildah). What each reproduces of its upstream
+image: tools/images/README.md.
+Needs root (mmdebstrap in root mode, buildah), Debian's package mirror and the
+Go module proxy.
 """
 
 from __future__ import annotations
@@ -52,7 +55,11 @@ RECIPE_VERSION = "1"
 MATOMO_VERSIONS = ("5.1.2", "5.0.3")
 MARIADB = "localhost/matomo-test/mariadb:10.11"
 NGINX = "localhost/matomo-test/nginx-unprivileged:1.22"
-PROXY = "localhost/matomo-test/cloud-sql-proxy-standin:2"
+# The real Cloud SQL Auth Proxy v2, built from its Go module at the version of
+# the chart's default image tag and stored under the chart's default reference
+# (like the matomo and hook images): a bump of the chart's default rebuilds it.
+PROXY_MODULE = "github.com/GoogleCloudPlatform/cloud-sql-proxy/v2"
+INSTANCE = "localhost/matomo-test/cloudsql-instance:1"
 PAUSE = "localhost/matomo-test/pause:1"
 PYTHON = "localhost/matomo-test/python:3.11-bookworm"
 HOOK_REPOSITORY = "ghcr.io/matomo-k8s/matomo-hook"
@@ -369,15 +376,109 @@ def build_python() -> Path:
                   lambda out: write_archive(out, [img]))
 
 
+def go_env() -> dict[str, str]:
+    """Static binaries with the machine's toolchain, never another one downloaded."""
+    return dict(os.environ, CGO_ENABLED="0", GOTOOLCHAIN="local", GOFLAGS="-buildvcs=false")
+
+
+def go_binary() -> str:
+    return shutil.which("go") or "/usr/local/go/bin/go"
+
+
+def go_version() -> str:
+    """The toolchain, part of the Go images' keys (a new toolchain rebuilds them)."""
+    return subprocess.run([go_binary(), "env", "GOVERSION"], check=True, capture_output=True, text=True,
+                          env=go_env()).stdout.strip()
+
+
+def go_build_main(src: Path, module: str, out: Path) -> None:
+    """One-file main package src (Go standard library only) built as the static binary out."""
+    with tempfile.TemporaryDirectory() as d:
+        shutil.copy(src, Path(d) / "main.go")
+        subprocess.run([go_binary(), "mod", "init", module], cwd=d, check=True, capture_output=True)
+        subprocess.run([go_binary(), "build", "-trimpath", "-ldflags=-s -w", "-o", str(out), "."], cwd=d,
+                       env=go_env(), check=True)
+
+
+def values_scalar(path: list[str]) -> str:
+    """A scalar of charts/matomo/values.yaml by its keys, e.g. ["database", "cloudsql", "image", "tag"].
+
+    A line reader for the block mappings of that file, not YAML: ./dev test starts the image builds with the
+    system's python3 before the toolchain's venv (and its PyYAML) exists."""
+    stack: list[tuple[int, str]] = []
+    for line in (REPO / "charts" / "matomo" / "values.yaml").read_text().splitlines():
+        body = line.lstrip(" ")
+        if not body or body.startswith(("#", "-")) or ":" not in body:
+            continue
+        indent = len(line) - len(body)
+        key, _, value = body.partition(":")
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        stack.append((indent, key.strip()))
+        if [k for _, k in stack] == path:
+            value = value.split(" #", 1)[0].strip()
+            if not value or value[0] in "{[|>&*":
+                raise SystemExit(f"charts/matomo/values.yaml: {'.'.join(path)} is not a plain scalar")
+            return value.strip("\"'")
+    raise SystemExit(f"charts/matomo/values.yaml: no {'.'.join(path)}")
+
+
+def chart_proxy_image() -> tuple[str, str]:
+    """The chart's default Cloud SQL Auth Proxy image: (repository, tag)."""
+    image = ["database", "cloudsql", "image"]
+    return values_scalar([*image, "repository"]), values_scalar([*image, "tag"])
+
+
+def proxy_ref() -> str:
+    repository, tag = chart_proxy_image()
+    return f"{repository}:{tag}"
+
+
+# /etc/passwd and /etc/group of distroless/static:nonroot (what the upstream image runs on)
+NONROOT_PASSWD = b"root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n" \
+    b"nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n"
+NONROOT_GROUP = b"root:x:0:\nnobody:x:65534:\nnonroot:x:65532:\n"
+
+
 def build_proxy() -> Path:
-    script = HERE / "cloud-sql-proxy-standin.py"
-    extra = cached("layer-proxy-standin", key_of(script), lambda out: files_layer(
-        out, {"cloud-sql-proxy": (script.read_bytes(), 0o755)}))
-    img = Image(PROXY, [layer_python(), extra], {"Entrypoint": ["/cloud-sql-proxy"], "User": "65532:65532",
-                                                 "Env": ["PYTHONDONTWRITEBYTECODE=1",
-                                                         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]})
-    return cached("cloudsql-proxy", key_of(img.ref, [p.name for p in img.layers], img.config),
-                  lambda out: write_archive(out, [img]))
+    """The real proxy: `go install MODULE@v<chart default tag>`, CGO off, in an image like upstream's
+    distroless one (binary at /cloud-sql-proxy, uid 65532, the binary as entrypoint)."""
+    _, tag = chart_proxy_image()
+    version = f"v{tag.removeprefix('v')}"
+    # as upstream's image build stamps "container"; ours says where it was built
+    ldflags = f"-s -w -X {PROXY_MODULE}/cmd.metadataString=container.matomo-test"
+    ref = proxy_ref()
+
+    def build(out: Path) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            t0 = time.monotonic()
+            # outside any module: the proxy's own go.mod and go.sum decide every dependency
+            subprocess.run([go_binary(), "install", "-trimpath", f"-ldflags={ldflags}", f"{PROXY_MODULE}@{version}"],
+                           cwd=d, env=dict(go_env(), GOBIN=d), check=True)
+            log(f"go install {PROXY_MODULE}@{version}: {time.monotonic() - t0:.0f}s")
+            binary = (Path(d) / "cloud-sql-proxy").read_bytes()
+            layer = Path(d) / "layer.tar"
+            files_layer(layer, {"cloud-sql-proxy": (binary, 0o755), "etc/passwd": (NONROOT_PASSWD, 0o644),
+                                "etc/group": (NONROOT_GROUP, 0o644)}, {"tmp": 0o1777})
+            write_archive(out, [Image(ref, [layer], {"Entrypoint": ["/cloud-sql-proxy"], "User": "65532"})])
+
+    return cached("cloud-sql-proxy", key_of(ref, PROXY_MODULE, version, ldflags, go_version(),
+                                           NONROOT_PASSWD.decode(), NONROOT_GROUP.decode()), build)
+
+
+def build_instance() -> Path:
+    """cloudsql-instance.go: Google's side of one Cloud SQL instance, for the real proxy (no route to Google)."""
+    src = HERE / "cloudsql-instance.go"
+
+    def build(out: Path) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            go_build_main(src, "local/cloudsql-instance", Path(d) / "cloudsql-instance")
+            layer = Path(d) / "layer.tar"
+            files_layer(layer, {"cloudsql-instance": ((Path(d) / "cloudsql-instance").read_bytes(), 0o755)})
+            write_archive(out, [Image(INSTANCE, [layer], {"Entrypoint": ["/cloudsql-instance"],
+                                                         "User": "65532:65532"})])
+
+    return cached("cloudsql-instance", key_of(INSTANCE, src, go_version()), build)
 
 
 def build_pause() -> Path:
@@ -385,12 +486,7 @@ def build_pause() -> Path:
 
     def build(out: Path) -> None:
         with tempfile.TemporaryDirectory() as d:
-            shutil.copy(src, Path(d) / "main.go")
-            go = shutil.which("go") or "/usr/local/go/bin/go"
-            subprocess.run([go, "mod", "init", "local/pause"], cwd=d, check=True, capture_output=True)
-            env = dict(os.environ, CGO_ENABLED="0", GOTOOLCHAIN="local", GOFLAGS="-buildvcs=false")
-            subprocess.run([go, "build", "-trimpath", "-ldflags=-s -w", "-o", "pause", "."], cwd=d, env=env,
-                           check=True)
+            go_build_main(src, "local/pause", Path(d) / "pause")
             layer = Path(d) / "layer.tar"
             files_layer(layer, {"pause": ((Path(d) / "pause").read_bytes(), 0o755)})
             write_archive(out, [Image(PAUSE, [layer], {"Entrypoint": ["/pause"], "User": "65535:65535"})])
@@ -447,7 +543,8 @@ BUILDERS: dict[str, Callable[[], Path]] = {
     "matomo": build_matomo,
     "hook": build_hook,
     "nginx": build_nginx,
-    "cloudsql-proxy": build_proxy,
+    "cloud-sql-proxy": build_proxy,
+    "cloudsql-instance": build_instance,
     "python": build_python,
 }
 
@@ -465,8 +562,8 @@ def main(argv: list[str]) -> int:
         return 0
     if cmd == "list":
         print("matomo\t" + " ".join(f"matomo:{v}-{x}" for v in MATOMO_VERSIONS for x in ("apache", "fpm")))
-        for n, r in (("mariadb", MARIADB), ("nginx", NGINX), ("cloudsql-proxy", PROXY), ("pause", PAUSE),
-                     ("python", PYTHON), ("hook", hook_ref())):
+        for n, r in (("mariadb", MARIADB), ("nginx", NGINX), ("cloud-sql-proxy", proxy_ref()),
+                     ("cloudsql-instance", INSTANCE), ("pause", PAUSE), ("python", PYTHON), ("hook", hook_ref())):
             print(f"{n}\t{r}")
         return 0
     print(__doc__, file=sys.stderr)
