@@ -80,6 +80,12 @@ REJECTED: dict[str, dict[str, tuple[dict, list[str]]]] = {
         "secrets-deadline-below-api-timeout": ({"hook": {"secrets": {"activeDeadlineSeconds": 30, "apiTimeout": 60}}},
                                                ["hook.secrets.activeDeadlineSeconds (30)", "hook.secrets.apiTimeout (60)"]),
     },
+    "compat": {
+        "mariadb-schema-on-5.0": ({"image": {"tag": "5.0.3-apache"}, "database": {"schema": "Mariadb"}},
+                                  ["database.schema is Mariadb", '"5.0.3-apache"', "set database.schema=Mysql"]),
+        "mariadb-schema-on-4.x": ({"image": {"tag": "4.16.1-fpm"}, "database": {"schema": "Mariadb"}},
+                                  ["database.schema is Mariadb", "Matomo 4.16.1"]),
+    },
 }
 
 CASES = {f"{family}/{name}": case for family, cases in REJECTED.items() for name, case in cases.items()}
@@ -101,6 +107,9 @@ VALID = {
     "pdb-min-below-replicas": {"replicaCount": 3, "podDisruptionBudget": {"minAvailable": 2}},
     "autoscaling-equal-bounds": {"autoscaling": {"enabled": True, "minReplicas": 3, "maxReplicas": 3}},
     "fullname-override": {"fullnameOverride": "stats-prod"},
+    "mariadb-schema-on-5.1": {"image": {"tag": "5.1.2-fpm"}, "database": {"schema": "Mariadb"}},
+    "mysql-schema-on-5.0": {"image": {"tag": "5.0.3-apache"}, "database": {"schema": "Mysql"}},
+    "mariadb-schema-unparsed-tag": {"image": {"tag": "fpm-alpine"}, "database": {"schema": "Mariadb"}},
 }
 
 
@@ -116,7 +125,7 @@ def _helm(helm: str, command: str, values_file: Path, release: str = "matomo"):
 
 
 def test_every_family_has_cases() -> None:
-    assert set(REJECTED) == {"name", "cron", "timezone", "url", "bounds"}
+    assert set(REJECTED) == {"name", "cron", "timezone", "url", "bounds", "compat"}
     assert all(len(cases) >= 2 for cases in REJECTED.values())
 
 

@@ -27,6 +27,13 @@ Called once, from templates/validate.yaml.
 {{- fail (printf "podDisruptionBudget.minAvailable (%d) is not below %s (%d): no Matomo pod could ever be evicted, so node drains would hang; lower it or use maxUnavailable" (int $pdb.minAvailable) $what $replicas) }}
 {{- end }}
 {{- end }}
+{{- /* compatibility: the Mariadb schema class came with Matomo 5.1 */}}
+{{- $matomo := include "matomo.version" . }}
+{{- if and (eq $v.database.schema "Mariadb") (regexMatch "^[0-9]+\\.[0-9]+\\.[0-9]+$" $matomo) }}
+{{- if semverCompare "<5.1.0-0" $matomo }}
+{{- fail (printf "database.schema is Mariadb, which Matomo 5.1 introduced, but image.tag %q runs Matomo %s: its installer and core:update fail without that schema class; set database.schema=Mysql (a database installed or upgraded from 5.0 keeps Mysql)" ($v.image.tag | default .Chart.AppVersion) $matomo) }}
+{{- end }}
+{{- end }}
 {{- $t := $v.hook.timeouts }}
 {{- $sum := add $t.db $t.installer $t.upgrade $t.rollout $t.lock }}
 {{- if lt (int $v.hook.activeDeadlineSeconds) (int $sum) }}
