@@ -311,4 +311,14 @@ def test_cloudsql_proxy_native_sidecar(prestarted: Prestarted) -> None:
     after = wait_until(restarted, 60, "the proxy sidecar restarted after `cloud-sql-proxy shutdown`")
     assert after["lastState"]["terminated"]["exitCode"] == 0, after["lastState"]
     assert_tracks_and_stores(rel)
+
+    # the archiver CronJob's pods carry the same sidecar: a Job made from it completes (the proxy
+    # stopped once core:archive ended) and the Reporting API shows what was tracked
+    rel.kubectl("create", "job", "archive-now", f"--from=cronjob/{F}-archiver")
+    wait_until(lambda: succeeded([rel.get(f"/apis/batch/v1/namespaces/{rel.namespace}/jobs/archive-now")]),
+               300, "the archiver Job complete although its proxy sidecar never exits by itself")
+    m = rel.matomo()
+    m.login_token(rel.helm_login, rel.secret(f"{F}-superuser", "password"))
+    summary = m.api("VisitsSummary.get", idSite="1", period="day", date="today")
+    assert int(summary["nb_visits"]) >= 1, summary
     rel.end_step()
