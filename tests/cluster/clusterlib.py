@@ -91,6 +91,15 @@ class Helm:
                         "--kube-version", self.kube_version, *extra).stdout
 
 
+def pod_security_namespace(cp: ControlPlane, prefix: str, level: str = "restricted") -> str:
+    """Creates `prefix-N`, enforcing (and auditing, warning about) PodSecurity `level`; returns its name."""
+    name = f"{prefix}-{next(_counter)}"
+    labels = {f"pod-security.kubernetes.io/{mode}": level for mode in ("enforce", "audit", "warn")}
+    labels.update({f"pod-security.kubernetes.io/{mode}-version": "latest" for mode in ("enforce", "audit", "warn")})
+    cp.create_namespace(name, labels)
+    return name
+
+
 @dataclass
 class Recorder:
     """Watches objects of one kind in a namespace; keeps every version seen (survives hook deletion)."""

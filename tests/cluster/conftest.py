@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from clusterlib import CHART, Helm, _counter  # noqa: E402
+from clusterlib import CHART, Helm, pod_security_namespace  # noqa: E402
 from fixtures.controlplane import ControlPlane, find_binary  # noqa: E402
 from fixtures.localexec import LocalExecutor, local_executor  # noqa: E402
 
@@ -40,10 +40,7 @@ def namespaces(controlplane: ControlPlane) -> Iterator[Callable[..., str]]:
     created: list[str] = []
 
     def make(prefix: str, level: str = "restricted") -> str:
-        name = f"{prefix}-{next(_counter)}"
-        labels = {f"pod-security.kubernetes.io/{mode}": level for mode in ("enforce", "audit", "warn")}
-        labels.update({f"pod-security.kubernetes.io/{mode}-version": "latest" for mode in ("enforce", "audit", "warn")})
-        controlplane.create_namespace(name, labels)
+        name = pod_security_namespace(controlplane, prefix, level)
         created.append(name)
         return name
 

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cluster"))
 
-from clusterlib import Helm, _counter  # noqa: E402
+from clusterlib import Helm, pod_security_namespace  # noqa: E402
 from nodelib import Context, Prestarted  # noqa: E402
 
 from fixtures.controlplane import find_binary  # noqa: E402
@@ -60,11 +60,7 @@ def node_namespaces(node: Node) -> Callable[..., str]:
     """Factory: a fresh namespace enforcing PodSecurity `level` (restricted by default)."""
 
     def make(prefix: str, level: str = "restricted") -> str:
-        name = f"{prefix}-{next(_counter)}"
-        labels = {f"pod-security.kubernetes.io/{mode}": level for mode in ("enforce", "audit", "warn")}
-        labels.update({f"pod-security.kubernetes.io/{mode}-version": "latest" for mode in ("enforce", "audit", "warn")})
-        node.cp.create_namespace(name, labels)
-        return name
+        return pod_security_namespace(node.cp, prefix, level)
 
     return make
 

@@ -9,7 +9,7 @@ import secrets
 import subprocess
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -288,6 +288,13 @@ class Prestarted:
         if future is None:
             return run_starter(self.ctx, test_name)
         return future.result(timeout=1800)
+
+    def kept(self, test_name: str) -> Iterator[Release]:
+        """For a module fixture: the release of `test_name` for the module's steps, its Job recorder stopped after."""
+        rel = self.release(test_name)
+        yield rel
+        if rel.jobs:
+            rel.jobs.stop()
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)

@@ -38,10 +38,7 @@ def start(ctx: Context, rel: Release) -> None:
 
 @pytest.fixture(scope="module")
 def rel(prestarted: Prestarted) -> Iterator[Release]:
-    r = prestarted.release("test_install_old_release_and_track")
-    yield r
-    if r.jobs:
-        r.jobs.stop()
+    yield from prestarted.kept("test_install_old_release_and_track")
 
 
 @pytest.fixture

@@ -41,10 +41,7 @@ def start(ctx: Context, rel: Release) -> None:
 
 @pytest.fixture(scope="module")
 def rel(prestarted: Prestarted) -> Iterator[Release]:
-    r = prestarted.release("test_install_wait_hook_installs_and_deployment_rolls")
-    yield r
-    if r.jobs:
-        r.jobs.stop()
+    yield from prestarted.kept("test_install_wait_hook_installs_and_deployment_rolls")
 
 
 # steps the later ones need (helm test failing does not stop tracking checks)

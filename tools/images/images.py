@@ -466,32 +466,29 @@ def build_proxy() -> Path:
                                            NONROOT_PASSWD.decode(), NONROOT_GROUP.decode()), build)
 
 
-def build_instance() -> Path:
-    """cloudsql-instance.go: Google's side of one Cloud SQL instance, for the real proxy (no route to Google)."""
-    src = HERE / "cloudsql-instance.go"
+def go_program_image(name: str, ref: str, user: str) -> Path:
+    """An image of one Go program of the standard library, HERE/<name>.go, as /<name>, its entrypoint."""
+    src = HERE / f"{name}.go"
 
     def build(out: Path) -> None:
         with tempfile.TemporaryDirectory() as d:
-            go_build_main(src, "local/cloudsql-instance", Path(d) / "cloudsql-instance")
+            binary = Path(d) / name
+            go_build_main(src, f"local/{name}", binary)
             layer = Path(d) / "layer.tar"
-            files_layer(layer, {"cloudsql-instance": ((Path(d) / "cloudsql-instance").read_bytes(), 0o755)})
-            write_archive(out, [Image(INSTANCE, [layer], {"Entrypoint": ["/cloudsql-instance"],
-                                                         "User": "65532:65532"})])
+            files_layer(layer, {name: (binary.read_bytes(), 0o755)})
+            write_archive(out, [Image(ref, [layer], {"Entrypoint": [f"/{name}"], "User": user})])
 
-    return cached("cloudsql-instance", key_of(INSTANCE, src, go_version()), build)
+    return cached(name, key_of(ref, src, user, go_version()), build)
+
+
+def build_instance() -> Path:
+    """cloudsql-instance.go: Google's side of one Cloud SQL instance, for the real proxy (no route to Google)."""
+    return go_program_image("cloudsql-instance", INSTANCE, "65532:65532")
 
 
 def build_pause() -> Path:
-    src = HERE / "pause.go"
-
-    def build(out: Path) -> None:
-        with tempfile.TemporaryDirectory() as d:
-            go_build_main(src, "local/pause", Path(d) / "pause")
-            layer = Path(d) / "layer.tar"
-            files_layer(layer, {"pause": ((Path(d) / "pause").read_bytes(), 0o755)})
-            write_archive(out, [Image(PAUSE, [layer], {"Entrypoint": ["/pause"], "User": "65535:65535"})])
-
-    return cached("pause", key_of(src), build)
+    """pause.go: containerd's sandbox image."""
+    return go_program_image("pause", PAUSE, "65535:65535")
 
 
 def chart_version() -> str:
