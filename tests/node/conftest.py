@@ -40,11 +40,33 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.skip(reason=f"real node unavailable: {reason}"))
 
 
+# the node's health over the session (tests/fixtures/nodehealth.py), printed at the end
+HEALTH: list[str] = []
+
+
 @pytest.fixture(scope="session")
 def node() -> Iterator[Node]:
-    with running_node(["pause", "mariadb", "matomo", "hook", "nginx", "cloud-sql-proxy", "cloudsql-instance"]) as n:
-        sys.stderr.write(f"\nreal node up: {', '.join(f'{k} {v:.1f}s' for k, v in n.timings.items())}\n")
-        yield n
+    up: Node | None = None
+    try:
+        with running_node(["pause", "mariadb", "matomo", "hook", "nginx", "cloud-sql-proxy",
+                           "cloudsql-instance"]) as up:
+            sys.stderr.write(f"\nreal node up: {', '.join(f'{k} {v:.1f}s' for k, v in up.timings.items())}\n")
+            yield up
+    finally:
+        if up is not None and up.health is not None:
+            HEALTH.append(up.health.summary())
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The node's health, and a copy in $MATOMO_NODE_HEALTH_FILE (`./dev test` prints it last)."""
+    if not HEALTH:
+        return
+    terminalreporter.write_sep("-", "real node health")
+    for text in HEALTH:
+        terminalreporter.write_line(text)
+    target = os.environ.get("MATOMO_NODE_HEALTH_FILE")
+    if target:
+        Path(target).write_text("\n".join(HEALTH) + "\n")
 
 
 @pytest.fixture(scope="session")
@@ -84,3 +106,13 @@ def prestarted(node: Node, node_helm: Helm, node_namespaces: Callable[..., str],
     p = Prestarted(Context(node, node_helm, node_namespaces), selected, workers)
     yield p
     p.close()
+
+
+@pytest.fixture(autouse=True)
+def _releases_removed_after_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The releases a test took are deleted once it ends (Prestarted.test_done); a module's kept release
+    once the module ends. MATOMO_NODE_KEEP_RELEASES=1 keeps them all, to look at after a run."""
+    p = request.getfixturevalue("prestarted") if "prestarted" in request.fixturenames else None
+    yield
+    if p is not None:
+        p.test_done()

@@ -110,7 +110,7 @@ class Release:
 
     def diagnose(self) -> str:
         """What a user would look at when something did not work: pods, events, hook logs."""
-        out = []
+        out = [self.node.health.recent()] if self.node.health else []
         for args in (["get", "pods,jobs,pvc", "-o", "wide"],
                      ["get", "events", "--sort-by=.lastTimestamp"],
                      ["logs", f"job/{HOOK}", "--all-containers", "--tail=60"]):
@@ -281,20 +281,44 @@ class Prestarted:
         self.pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="prestart")
         self.futures: dict[str, Future[Release]] = {
             name: self.pool.submit(run_starter, ctx, name) for name in STARTERS if name in selected and workers}
+        # releases a test took and no module keeps: removed when that test ends
+        self.handed: list[Release] = []
+        self.removals = ThreadPoolExecutor(max_workers=1, thread_name_prefix="remove")
+        self.removing: list[Future[None]] = []
 
     def release(self, test_name: str) -> Release:
         """The release `test_name` starts from, once its starter finished (see Release.started)."""
         future = self.futures.get(test_name)
-        if future is None:
-            return run_starter(self.ctx, test_name)
-        return future.result(timeout=1800)
+        rel = run_starter(self.ctx, test_name) if future is None else future.result(timeout=1800)
+        self.handed.append(rel)
+        return rel
 
     def kept(self, test_name: str) -> Iterator[Release]:
-        """For a module fixture: the release of `test_name` for the module's steps, its Job recorder stopped after."""
+        """For a module fixture: the release of `test_name` for the module's steps, removed after them."""
         rel = self.release(test_name)
+        self.handed.remove(rel)
         yield rel
+        self.remove(rel)
+
+    def test_done(self) -> None:
+        """After each test: the releases it took go (tests/node/conftest.py)."""
+        while self.handed:
+            self.remove(self.handed.pop())
+
+    def remove(self, rel: Release) -> None:
+        """Deletes the release's namespace in the background, as a user would once done with it: its pods,
+        their code copies and the archiver's runs stop taking the node's disk and CPUs from the next tests."""
         if rel.jobs:
             rel.jobs.stop()
+        if os.environ.get("MATOMO_NODE_KEEP_RELEASES") != "1":
+            self.removing.append(self.removals.submit(self._delete_namespace, rel.namespace))
+
+    def _delete_namespace(self, namespace: str) -> None:
+        self.ctx.node.cp.delete_namespace(namespace, wait=True, timeout=300)
+        self.ctx.node.recycle_volumes()
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self.removals.shutdown(wait=True)
+        for f in self.removing:
+            f.result()  # a namespace that would not go is a finding too
