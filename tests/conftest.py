@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fixtures.controlplane import controlplane  # noqa: E402,F401  (session: etcd + apiserver + kcm + kwok)
 from fixtures.mariadb import mariadb, mariadb_database  # noqa: E402,F401  (session: mariadbd on 127.0.0.1)
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
+    """Keep the call report on the item: later steps of a release skip once one failed."""
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when == "call":
+        item.rep_call = rep  # type: ignore[attr-defined]

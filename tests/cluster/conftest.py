@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any
 from pathlib import Path
 
 import pytest
@@ -47,12 +46,3 @@ def namespaces(controlplane: ControlPlane) -> Iterator[Callable[..., str]]:
     yield make
     for name in created:
         controlplane.delete_namespace(name)
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
-    """Keep the call report on the item: later steps of a release skip once one failed."""
-    outcome = yield
-    rep = outcome.get_result()
-    if rep.when == "call":
-        item.rep_call = rep  # type: ignore[attr-defined]

@@ -87,14 +87,6 @@ def node_namespaces(node: Node) -> Callable[..., str]:
     return make
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
-    outcome = yield
-    rep = outcome.get_result()
-    if rep.when == "call":
-        item.rep_call = rep  # type: ignore[attr-defined]
-
-
 @pytest.fixture(scope="session")
 def prestarted(node: Node, node_helm: Helm, node_namespaces: Callable[..., str],
                request: pytest.FixtureRequest) -> Iterator[Prestarted]:

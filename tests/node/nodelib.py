@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from clusterlib import CHART, F, Helm, HelmError, Recorder, deployment_available, job_succeeded
 
 from fixtures.node import Node, Response
@@ -120,7 +121,12 @@ class Release:
 
     # -------------------------------------------------------- Matomo
     def matomo(self) -> Matomo:
-        return Matomo(self.node, self.node.service_ip(self.namespace, F), 80)
+        """Matomo through its Service, once the Service answers: `helm --wait` and the Deployment's status
+        do not wait for kube-proxy, whose rules follow the EndpointSlice a moment later (until then a
+        ClusterIP without a ready endpoint refuses connections)."""
+        m = Matomo(self.node, self.node.service_ip(self.namespace, F), 80)
+        wait_until(lambda: m.request("GET", "/robots.txt").status > 0, 60, f"the Service {F} answering")
+        return m
 
     def db_query(self, sql: str) -> str:
         """A query in the embedded MariaDB, as root, the password read inside the pod."""
@@ -224,6 +230,17 @@ def wait_until(predicate: Any, timeout: float, what: str, interval: float = 1.0)
             last = e
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def steps_of(rel: Release, request: Any, prerequisites: set[str] | None = None) -> Iterator[Release]:
+    """For a module's `step` fixture: skips a step once an earlier one failed (a failing step stops the
+    later ones only when it is one of `prerequisites`, when given); the call report is tests/conftest.py's."""
+    if rel.failed:
+        pytest.skip(f"an earlier step failed: {rel.failed[0]}")
+    yield rel
+    rep = getattr(request.node, "rep_call", None)
+    if (rep is None or rep.failed) and (prerequisites is None or request.node.name in prerequisites):
+        rel.failed.append(request.node.name)
 
 
 def succeeded(versions: list[dict[str, Any]]) -> bool:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from nodelib import Context, Prestarted, Release, prestart, succeeded
+from nodelib import Context, Prestarted, Release, prestart, steps_of, succeeded
 from test_node_local import record_bench
 
 OLD, NEW = "5.0.3", "5.1.2"
@@ -43,12 +43,7 @@ def rel(prestarted: Prestarted) -> Iterator[Release]:
 
 @pytest.fixture
 def step(rel: Release, request: pytest.FixtureRequest) -> Iterator[Release]:
-    if rel.failed:
-        pytest.skip(f"an earlier step failed: {rel.failed[0]}")
-    yield rel
-    rep = getattr(request.node, "rep_call", None)
-    if rep is None or rep.failed:
-        rel.failed.append(request.node.name)
+    yield from steps_of(rel, request)
 
 
 def test_install_old_release_and_track(step: Release) -> None:

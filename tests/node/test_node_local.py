@@ -18,7 +18,16 @@ from pathlib import Path
 
 import pytest
 from clusterlib import F
-from nodelib import Context, Prestarted, Release, hook_job_duration, prestart, succeeded, wait_until
+from nodelib import (
+    Context,
+    Prestarted,
+    Release,
+    hook_job_duration,
+    prestart,
+    steps_of,
+    succeeded,
+    wait_until,
+)
 
 BENCH = Path(os.environ.get("NODE_BENCH_OUT", Path(__file__).resolve().parents[2] / ".scratch" / "node-bench.json"))
 
@@ -52,12 +61,7 @@ VERSION = "5.1.2"
 
 @pytest.fixture
 def step(rel: Release, request: pytest.FixtureRequest) -> Iterator[Release]:
-    if rel.failed:
-        pytest.skip(f"an earlier step failed: {rel.failed[0]}")
-    yield rel
-    rep = getattr(request.node, "rep_call", None)
-    if (rep is None or rep.failed) and request.node.name in PREREQUISITES:
-        rel.failed.append(request.node.name)
+    yield from steps_of(rel, request, PREREQUISITES)
 
 
 def helm_test(rel: Release) -> None:
