@@ -26,11 +26,15 @@ def test_chart_readme_is_generated_from_values() -> None:
     assert result.stdout == readme, "charts/matomo/README.md is stale: run helm-docs --chart-search-root charts"
 
 
+# Kubernetes objects documented as one value, not key by key
+DOCUMENTED_WHOLE = ("Selector", "podSecurityContext", "securityContext", "Probe", "annotations", "config", "lifecycle")
+
+
 def _leaf_keys(tree: dict, prefix: str = "") -> list[str]:
     keys = []
     for key, value in tree.items():
         path = f"{prefix}{key}"
-        if isinstance(value, dict) and value and not path.endswith(("Selector", "podSecurityContext", "securityContext", "Probe", "annotations", "config")):
+        if isinstance(value, dict) and value and not path.endswith(DOCUMENTED_WHOLE):
             keys += _leaf_keys(value, path + ".")
         else:
             keys.append(path)

@@ -45,6 +45,7 @@ CASES = {
     "bad-tables-prefix": ({"database": {"tablesPrefix": "matomo-"}}, ["database.tablesPrefix"]),
     "bad-api-server-cidr": ({"networkPolicy": {"apiServerCIDRs": ["10.0.0.1"]}}, ["networkPolicy.apiServerCIDRs"]),
     "empty-archiver-url-cidrs": ({"networkPolicy": {"archiverURLCIDRs": []}}, ["networkPolicy.archiverURLCIDRs"]),
+    "typo-in-lifecycle": ({"lifecycle": {"preStopp": {"exec": {"command": ["sleep", "5"]}}}}, ["preStopp"]),
     "bad-gcp-service-account": (
         {"database": {"cloudsql": {"gcpServiceAccount": "matomo"}}},
         ["database.cloudsql.gcpServiceAccount"],

@@ -7,6 +7,7 @@ import json
 import os
 import secrets
 import subprocess
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -216,6 +217,40 @@ class Matomo:
         visits = self.api("Live.getLastVisitsDetails", idSite="1", period="day", date="today",
                           filter_limit="100")
         return [v for v in visits if any(a.get("url") == url for a in v.get("actionDetails") or [])]
+
+
+class ServicePoller:
+    """GETs `path` through the Service every `interval` seconds in a thread while in the `with` block, as a
+    visitor's browser would during a rollout, and keeps every answer that was not a 200."""
+
+    def __init__(self, m: Matomo, path: str = "/matomo.js", interval: float = 0.1) -> None:
+        self.m = m
+        self.path = path
+        self.interval = interval
+        self.sent = 0
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="service-poller", daemon=True)
+
+    def __enter__(self) -> ServicePoller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(60)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            at = time.strftime("%H:%M:%S", time.gmtime())
+            try:
+                r = self.m.request("GET", self.path)
+                if r.status != 200:
+                    self.failures.append(f"{at} HTTP {r.status}")
+            except Exception as e:  # noqa: BLE001 - what a visitor would have seen, counted
+                self.failures.append(f"{at} {type(e).__name__}: {e}")
+            self.sent += 1
+            self._stop.wait(self.interval)
 
 
 def wait_until(predicate: Any, timeout: float, what: str, interval: float = 1.0) -> Any:

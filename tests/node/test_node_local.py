@@ -22,6 +22,7 @@ from nodelib import (
     Context,
     Prestarted,
     Release,
+    ServicePoller,
     hook_job_duration,
     prestart,
     steps_of,
@@ -159,7 +160,12 @@ def test_upgrade_changed_values_rolls_without_schema_step(step: Release) -> None
     before = {p["metadata"]["name"] for p in step.serving_pods()}
     jobs_before = len(step.hook_jobs())
     options_before = step.db_query("SELECT option_name, option_value FROM matomo_option WHERE option_name LIKE 'version_%'")
-    step.upgrade("--set", f"matomo.config.General.{SETTING}=3600")
+    # a visitor through the Service the whole time: two rollouts (helm's, then the hook's restart), no refusal
+    with ServicePoller(step.matomo()) as visitor:
+        step.upgrade("--set", f"matomo.config.General.{SETTING}=3600")
+        time.sleep(10)  # the last old pod's preStop and kube-proxy's next sync
+    assert visitor.sent > 100 and not visitor.failures, \
+        f"{len(visitor.failures)} of {visitor.sent} requests failed during the rollouts: {visitor.failures[:10]}"
     assert f"{SETTING} = 3600" in managed_config(step).replace('"', "")
     after = {p["metadata"]["name"] for p in step.serving_pods()}
     assert after and not (before & after), "the serving pods were replaced"
