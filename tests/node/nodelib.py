@@ -115,7 +115,8 @@ class Release:
         out = [self.node.health.recent()] if self.node.health else []
         for args in (["get", "pods,jobs,pvc", "-o", "wide"],
                      ["get", "events", "--sort-by=.lastTimestamp"],
-                     ["logs", f"job/{HOOK}", "--all-containers", "--tail=60"]):
+                     ["logs", "-l", f"job-name={HOOK}", "--all-containers", "--prefix", "--tail=40",
+                      "--max-log-requests=12"]):
             p = self.kubectl(*args, check=False)
             out.append(f"$ kubectl {' '.join(args)}\n{p.stdout[-6000:]}{p.stderr[-2000:]}")
         return "\n".join(out)
