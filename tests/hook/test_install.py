@@ -124,13 +124,42 @@ def test_partial_to_installed(
     assert tables_before <= tables_after  # nothing dropped
 
 
-def test_interrupted_table_creation_is_refused_untouched(
+def test_interrupted_table_creation_is_finished_keeping_every_table(
     hook_env: dict[str, str], standin: StandIn, mariadb: MariaDB, mariadb_database: str
 ) -> None:
+    """Some core tables, no version_core, no site, no user: tablesCreation cut off
+    by the database going away. The hook has the sidecar create the missing tables
+    (console channel, create-tables), keeps the existing ones and their rows, and
+    walks the rest of the installer."""
     from standin import schema
 
     sql(mariadb, mariadb_database,
-        *[schema.create_sql("matomo_", n, schema.CORE[n]) for n in ("user", "access", "site")])  # fmt: skip
+        *[schema.create_sql("matomo_", n, schema.CORE[n]) for n in ("user", "access", "site")],
+        "INSERT INTO matomo_access (login, idsite, access) VALUES ('kept', 7, 'view')")  # fmt: skip
+    res = run_hook(hook_env, "install")
+    assert res.returncode == 0, res.stderr
+    assert [e["step"] for e in res.events() if e["event"] == "step_done"] == [
+        "seed", "createMissingTables", "setupSuperUser", "firstWebsiteSetup", "finished"]
+    assert res.state()["state"] == "installed"
+    assert standin.actions() == ["setupSuperUser", "firstWebsiteSetup", "finished"]
+    assert_no_destructive_calls(standin)
+    with mariadb.root(mariadb_database) as conn, conn.cursor() as cur:
+        cur.execute("SELECT login, idsite, access FROM matomo_access")
+        assert ("kept", 7, "view") in list(cur.fetchall())
+
+
+def test_interrupted_install_with_a_superuser_is_refused_untouched(
+    hook_env: dict[str, str], standin: StandIn, mariadb: MariaDB, mariadb_database: str
+) -> None:
+    """Missing core tables and no version_core, but a superuser: not the
+    installer's own interrupted work; the hook touches nothing and says what a
+    person must do."""
+    from standin import schema
+
+    sql(mariadb, mariadb_database,
+        *[schema.create_sql("matomo_", n, schema.CORE[n]) for n in ("user", "access", "site")],
+        "INSERT INTO matomo_user (login, password, email, superuser_access) "
+        "VALUES ('root', 'x', 'root@example.org', 1)")  # fmt: skip
     before = checksums(mariadb, mariadb_database)
     res = run_hook(hook_env, "install")
     assert res.returncode == 4, res.stderr

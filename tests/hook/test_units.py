@@ -143,3 +143,30 @@ def test_prefix_wildcards_are_escaped(
     res = run_hook(hook_env, "status")
     assert res.returncode == 0
     assert res.state()["state"] == "empty" and res.state()["tables"] == 0
+
+
+def _state(**kw: Any) -> database.State:
+    base: dict[str, Any] = dict(state="partial", version_core=None, superusers=0, sites=0, tables=7,
+                                users=0, missing_core_tables=("option",), archive_tables=0)
+    return database.State(**{**base, **kw})
+
+
+@pytest.mark.parametrize("kw,expected", [
+    ({}, ["seed", "createMissingTables", "setupSuperUser", "firstWebsiteSetup", "finished"]),
+    ({"superusers": 1, "users": 1}, None),  # a person's account: refused
+    ({"sites": 1}, None),  # a site: refused
+    ({"users": 1}, None),  # a user other than anonymous: refused
+    ({"archive_tables": 2, "tables": 9}, None),  # archives: not the installer's own work
+    ({"version_core": "5.1.2"}, ["seed", "setupSuperUser", "firstWebsiteSetup", "finished"]),
+])  # fmt: skip
+def test_plan_finishes_only_the_installers_own_interrupted_table_creation(
+    kw: dict[str, Any], expected: list[str] | None
+) -> None:
+    from matomo_hook.errors import RefusedError
+    from matomo_hook.installer import plan
+
+    if expected is None:
+        with pytest.raises(RefusedError, match="never drops tables"):
+            plan(_state(**kw))
+    else:
+        assert plan(_state(**kw)) == expected

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from fixtures.hookrun import stop_sidecar
 from fixtures.mariadb import MariaDB, free_port
 
 from .conftest import REPO, TESTS, base_env, make_matomo_root, run_hook, set_code_version
@@ -52,12 +53,7 @@ def sidecar(tmp_path: Path) -> Iterator[tuple[Path, str, Path, Path]]:
     try:
         yield root, url, channel, record
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_sidecar(proc)
     assert proc.returncode == 0
 
 
@@ -135,7 +131,10 @@ def test_upgrade_in_a_fresh_pod_gives_the_console_its_config(
 def test_no_sidecar_exit_3(tmp_path: Path, mariadb: MariaDB, mariadb_database: str,
                            hook_env: dict[str, str]) -> None:  # fmt: skip
     assert run_hook(hook_env, "install").returncode == 0
-    env = {**hook_env, "MATOMO_CODE_VERSION": "9.0.0", "MATOMO_HOOK_UPGRADE_TIMEOUT": "1"}
+    unserved = tmp_path / "unserved"  # a channel folder no sidecar watches
+    unserved.mkdir()
+    env = {**hook_env, "MATOMO_CODE_VERSION": "9.0.0", "MATOMO_HOOK_UPGRADE_TIMEOUT": "1",
+           "MATOMO_COMMAND_DIR": str(unserved)}  # fmt: skip
     res = run_hook(env, "upgrade")
     assert res.returncode == 3
     assert "console channel" in res.events()[-1]["error"]

@@ -1,19 +1,26 @@
-"""Faults during a real install: the hook pod deleted in the middle, the
-database pod restarted. `helm install --wait` must still end deployed, with
-one complete Matomo (one superuser, one site, every core table) and a
-tracking request stored.
+"""Faults during a real install: the hook pod deleted in the middle; the
+database crashed (killed) in the middle of Matomo's table creation and its pod
+deleted. `helm install --wait` must still end deployed, with one complete
+Matomo (one superuser, one site, every core table) and a tracking request
+stored.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from clusterlib import F
+from matomo_hook.database import CORE_TABLES
 from nodelib import HOOK, Context, Prestarted, Release, prestart, succeeded, wait_until
 from test_node_modes import assert_tracks_and_stores
+
+TABLES_BEFORE_CRASH = 8  # of the ~30 core tables Matomo's tablesCreation makes
 
 
 def hook_pods(rel: Release) -> list[dict[str, Any]]:
@@ -23,6 +30,19 @@ def hook_pods(rel: Release) -> list[dict[str, Any]]:
 def hook_container_running(pod: dict[str, Any]) -> bool:
     return any(c["name"] == "hook" and "running" in (c.get("state") or {})
                for c in pod["status"].get("containerStatuses") or [])
+
+
+def ready(pod: dict[str, Any]) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions") or [])
+
+
+def tables(rel: Release) -> int:
+    """Tables in the release's database now (0 while it is unreachable)."""
+    try:
+        out = rel.db_query("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema='matomo'")
+    except Exception:  # noqa: BLE001 - the database pod may be restarting
+        return 0
+    return int(out or 0)
 
 
 def install_with(rel: Release, fault: Callable[[], None]) -> None:
@@ -60,15 +80,11 @@ def start_hook_pod_deleted(ctx: Context, rel: Release) -> None:
     rel.deleted = deleted  # type: ignore[attr-defined]
 
     def fault() -> None:
-        def tables() -> int:
-            out = rel.db_query("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema='matomo'")
-            return int(out or 0)
-
         pod = wait_until(lambda: next((p for p in hook_pods(rel) if hook_container_running(p)), None), 600,
                          "the hook container running")
         # the middle of the install: the installer has created some tables
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and tables() == 0:
+        while time.monotonic() < deadline and tables(rel) == 0:
             time.sleep(0.3)
         rel.kubectl("delete", "pod", pod["metadata"]["name"], "--wait=false")
         deleted.append(pod["metadata"]["name"])
@@ -90,6 +106,28 @@ def test_hook_pod_deleted_mid_install(prestarted: Prestarted) -> None:
     assert_one_complete_install(rel)
 
 
+def database_dir(rel: Release) -> Path:
+    """The host folder of the release's database (its PersistentVolume is a hostPath on this node)."""
+    claim = rel.get(f"/api/v1/namespaces/{rel.namespace}/persistentvolumeclaims/data-{F}-mariadb-0")
+    pv = rel.get(f"/api/v1/persistentvolumes/{claim['spec']['volumeName']}")
+    return Path(pv["spec"]["hostPath"]["path"]) / "matomo"
+
+
+def server_pid(pod_uid: str) -> int | None:
+    """The host pid of mariadbd in the pod `pod_uid` (cgroupfs driver: .../pod<uid>/<container>)."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if (proc / "comm").read_text().strip() != "mariadbd":
+                continue
+            if f"pod{pod_uid}" in (proc / "cgroup").read_text():
+                return int(proc.name)
+        except OSError:
+            continue
+    return None
+
+
 @prestart("test_database_restarted_during_install", "fault-db")
 def start_database_restarted(ctx: Context, rel: Release) -> None:
     ns = rel.namespace
@@ -97,11 +135,23 @@ def start_database_restarted(ctx: Context, rel: Release) -> None:
     rel.restarted = restarted  # type: ignore[attr-defined]
 
     def fault() -> None:
-        wait_until(lambda: any(hook_container_running(p) for p in hook_pods(rel)), 600, "the hook container running")
-        old = rel.get(f"/api/v1/namespaces/{ns}/pods/{F}-mariadb-0")["metadata"]["uid"]
+        # Ready: the server that stays (the image's entrypoint runs a temporary one to initialise the data)
+        pod = wait_until(lambda: next((p for p in rel.pods("database") if ready(p)), None), 600, "the database ready")
+        pid = server_pid(pod["metadata"]["uid"])
+        assert pid
+        # The worst moment: Matomo's tablesCreation half done, some core tables made and others not. The
+        # table files are watched on the host and the server killed at once (a crash, as an OOM kill or a
+        # lost node), then its pod deleted: a kubectl exec or a graceful stop comes seconds too late.
+        folder = database_dir(rel)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(list(folder.glob("matomo_*.frm"))) < TABLES_BEFORE_CRASH:
+            time.sleep(0.002)
+        made = len(list(folder.glob("matomo_*.frm")))
+        os.kill(pid, signal.SIGKILL)
+        rel.crashed_at = made  # type: ignore[attr-defined]
         rel.kubectl("delete", "pod", f"{F}-mariadb-0", "--wait=false")
-        restarted.append(old)
-        wait_until(lambda: rel.get(f"/api/v1/namespaces/{ns}/pods/{F}-mariadb-0")["metadata"]["uid"] != old,
+        restarted.append(pod["metadata"]["uid"])
+        wait_until(lambda: rel.get(f"/api/v1/namespaces/{ns}/pods/{F}-mariadb-0")["metadata"]["uid"] != restarted[0],
                    120, "a new database pod")
 
     install_with(rel, fault)
@@ -114,5 +164,10 @@ def test_database_restarted_during_install(prestarted: Prestarted) -> None:
     assert rel.restarted  # type: ignore[attr-defined]
     hooks = rel.hook_jobs()
     assert len(hooks) == 1 and succeeded(hooks[0]), "the hook waited for the database and finished"
+    crashed_at: int = rel.crashed_at  # type: ignore[attr-defined]
+    assert TABLES_BEFORE_CRASH <= crashed_at < len(CORE_TABLES), \
+        f"the database crashed with {crashed_at} tables made: not in the middle of the table creation"
+    logs = rel.kubectl("logs", "-l", f"job-name={HOOK}", "-c", "hook", "--tail=-1").stdout
+    assert '"step": "createMissingTables"' in logs, "the retry finished the interrupted table creation"
     assert_one_complete_install(rel)
     assert HOOK

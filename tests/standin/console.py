@@ -1,4 +1,7 @@
-"""Stand-in for Matomo's ``./console core:update`` (plugins/CoreUpdater/Commands/Update.php).
+"""Stand-in for Matomo's ``./console core:update`` (plugins/CoreUpdater/Commands/Update.php),
+and, as ``create-tables``, for the chart's files/matomo-tables.php (creates the
+core tables that are missing, leaves the others, adds the anonymous user if
+missing, records install_version and version_core).
 
 Run from the Matomo code dir (cwd), like ``php console``: reads
 config/config.ini.php and core/Version.php; on an empty database it fails
@@ -15,11 +18,29 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pymysql
 
-from . import matomo_config
+from . import matomo_config, schema
 from .server import VERSION_RE
+
+
+def _open(root: Path) -> tuple[dict[str, Any], str, str, Any] | None:
+    """The config's [database], the code's version, the table prefix and a
+    connection; None without a config."""
+    config = matomo_config.read(root / "config" / "config.ini.php")
+    if config is None or "database" not in config:
+        return None
+    db = config["database"]
+    m = VERSION_RE.search((root / "core" / "Version.php").read_text(encoding="utf-8"))
+    assert m
+    conn = pymysql.connect(
+        host=str(db.get("host")), port=int(str(db.get("port", "3306"))),
+        user=str(db.get("username")), password=str(db.get("password")),
+        database=str(db.get("dbname")), autocommit=True,
+    )  # fmt: skip
+    return db, m.group(1), str(db.get("tables_prefix", "matomo_")), conn
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     if record:
         with open(record, "a", encoding="utf-8") as fh:
             fh.write(" ".join(args) + "\n")
+    if args and args[0] == "create-tables":
+        return create_tables(Path(args[1]) if len(args) > 1 else Path.cwd())
     if not args or args[0] != "core:update":
         print(f"Command \"{args[0] if args else ''}\" is not defined.", file=sys.stderr)
         return 1
@@ -37,20 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     if fault.exists():
         print(fault.read_text(encoding="utf-8"), file=sys.stderr)
         return 1
-    config = matomo_config.read(root / "config" / "config.ini.php")
-    if config is None or "database" not in config:
+    opened = _open(root)
+    if opened is None:
         print("Matomo is not installed (config/config.ini.php missing)", file=sys.stderr)
         return 1
-    db = config["database"]
-    m = VERSION_RE.search((root / "core" / "Version.php").read_text(encoding="utf-8"))
-    assert m
-    code = m.group(1)
-    prefix = str(db.get("tables_prefix", "matomo_"))
-    conn = pymysql.connect(
-        host=str(db.get("host")), port=int(str(db.get("port", "3306"))),
-        user=str(db.get("username")), password=str(db.get("password")),
-        database=str(db.get("dbname")), autocommit=True,
-    )  # fmt: skip
+    db, code, prefix, conn = opened
     try:
         cur = conn.cursor()
         cur.execute("SHOW TABLES LIKE %s", (prefix.replace("_", "\\_") + "option",))
@@ -73,6 +87,34 @@ def main(argv: list[str] | None = None) -> int:
             (code,),
         )
         print("Matomo has been successfully updated!")
+        return 0
+    finally:
+        conn.close()
+
+
+def create_tables(root: Path) -> int:
+    opened = _open(root)
+    if opened is None:
+        print("matomo-tables: no config", file=sys.stderr)
+        return 1
+    _, code, prefix, conn = opened
+    try:
+        cur = conn.cursor()
+        cur.execute("SHOW TABLES")
+        existing = {str(r[0]) for r in cur.fetchall()}
+        created = [n for n in schema.CORE if prefix + n not in existing]
+        for name in created:
+            cur.execute(schema.create_sql(prefix, name, schema.CORE[name]))
+        cur.execute(
+            f"INSERT IGNORE INTO `{prefix}user` (login, password, email, superuser_access, "
+            "date_registered) VALUES ('anonymous', '', 'anonymous@example.org', 0, NOW())"
+        )
+        for name, value in (("install_version", code), ("version_core", code)):
+            cur.execute(
+                f"INSERT IGNORE INTO `{prefix}option` (option_name, option_value, autoload) "
+                "VALUES (%s, %s, 1)", (name, value),
+            )  # fmt: skip
+        print(f"matomo-tables: created {len(created)} missing tables, {len(existing)} kept")
         return 0
     finally:
         conn.close()

@@ -4,15 +4,19 @@
 #   1. copies the Matomo code into $MATOMO_CODE_DIR when it is not there yet,
 #   2. serves the installer with PHP's built-in server on 127.0.0.1:8080 only,
 #   3. serves the console channel (docs/architecture.md): when
-#      $MATOMO_COMMAND_DIR/core-update.request appears it is renamed to
-#      core-update.running, `php console core:update --yes --no-interaction`
-#      runs in $MATOMO_CODE_DIR, its output goes to core-update.log and then
-#      its exit code to core-update.exit (both via temp file + rename).
+#      $MATOMO_COMMAND_DIR/<name>.request appears, for one of the two commands
+#        core-update    `php console core:update --yes --no-interaction`
+#        create-tables  `php matomo-tables.php` (finishes an interrupted
+#                       table creation, see that file)
+#      it is renamed to <name>.running, the command runs in $MATOMO_CODE_DIR,
+#      its output goes to <name>.log and then its exit code to <name>.exit
+#      (both via temp file + rename).
 # Overridable for tests (the same script runs there with the stand-in):
 #   PHP_BIN                 php binary (default: php)
 #   MATOMO_LISTEN           address of the built-in server (default: 127.0.0.1:8080)
 #   MATOMO_SERVER_CMD       command replacing "$PHP_BIN -S $MATOMO_LISTEN -t $MATOMO_CODE_DIR"
 #   MATOMO_CONSOLE_CMD      command replacing "$PHP_BIN console"
+#   MATOMO_TABLES_CMD       command replacing "$PHP_BIN <this folder>/matomo-tables.php"
 #   MATOMO_SOURCE_DIR       where the image keeps the code (default: /usr/src/matomo)
 #   MATOMO_CODE_DIR         the writable code copy (default: /var/www/html)
 #   MATOMO_COMMAND_DIR      the channel directory (default: /run/matomo-hook)
@@ -27,6 +31,7 @@ MATOMO_COMMAND_DIR="${MATOMO_COMMAND_DIR:-/run/matomo-hook}"
 MATOMO_POLL_SECONDS="${MATOMO_POLL_SECONDS:-0.5}"
 MATOMO_SERVER_CMD="${MATOMO_SERVER_CMD:-$PHP_BIN -S $MATOMO_LISTEN -t $MATOMO_CODE_DIR}"
 MATOMO_CONSOLE_CMD="${MATOMO_CONSOLE_CMD:-$PHP_BIN console}"
+MATOMO_TABLES_CMD="${MATOMO_TABLES_CMD:-$PHP_BIN $(dirname "$0")/matomo-tables.php}"
 
 log() { printf '%s hook-matomo: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
 
@@ -48,20 +53,25 @@ log "serving the installer: $MATOMO_SERVER_CMD"
 $MATOMO_SERVER_CMD &
 server_pid=$!
 
-run_core_update() {
+run_command() {
+  name="$1"
   dir="$MATOMO_COMMAND_DIR"
-  mv "$dir/core-update.request" "$dir/core-update.running" 2>/dev/null || return 0
-  rm -f "$dir/core-update.exit" "$dir/core-update.log"
-  log "running core:update"
-  # shellcheck disable=SC2086
-  ( cd "$MATOMO_CODE_DIR" && exec $MATOMO_CONSOLE_CMD core:update --yes --no-interaction ) \
-    >"$dir/.core-update.log.tmp" 2>&1 </dev/null
+  case "$name" in
+    core-update) cmd="$MATOMO_CONSOLE_CMD core:update --yes --no-interaction"; what="core:update" ;;
+    create-tables) cmd="$MATOMO_TABLES_CMD $MATOMO_CODE_DIR"; what="matomo-tables.php" ;;
+    *) return 0 ;;
+  esac
+  mv "$dir/$name.request" "$dir/$name.running" 2>/dev/null || return 0
+  rm -f "$dir/$name.exit" "$dir/$name.log"
+  log "running $what"
+  # shellcheck disable=SC2086  # the command is a word list on purpose
+  ( cd "$MATOMO_CODE_DIR" && exec $cmd ) >"$dir/.$name.log.tmp" 2>&1 </dev/null
   rc=$?
-  mv -f "$dir/.core-update.log.tmp" "$dir/core-update.log"
-  printf '%s\n' "$rc" >"$dir/.core-update.exit.tmp"
-  mv -f "$dir/.core-update.exit.tmp" "$dir/core-update.exit"
-  rm -f "$dir/core-update.running"
-  log "core:update exited $rc"
+  mv -f "$dir/.$name.log.tmp" "$dir/$name.log"
+  printf '%s\n' "$rc" >"$dir/.$name.exit.tmp"
+  mv -f "$dir/.$name.exit.tmp" "$dir/$name.exit"
+  rm -f "$dir/$name.running"
+  log "$what exited $rc"
 }
 
 while :; do
@@ -71,9 +81,11 @@ while :; do
     log "the installer server exited ($rc)"
     exit "$rc"
   fi
-  if [ -e "$MATOMO_COMMAND_DIR/core-update.request" ]; then
-    run_core_update
-  fi
+  for name in core-update create-tables; do
+    if [ -e "$MATOMO_COMMAND_DIR/$name.request" ]; then
+      run_command "$name"
+    fi
+  done
   sleep "$MATOMO_POLL_SECONDS" &
   wait $!
 done

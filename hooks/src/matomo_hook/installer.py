@@ -7,7 +7,8 @@ then walks tablesCreation, setupSuperUser, firstWebsiteSetup and finished,
 skipping the steps the database state shows as done.
 
 Never called: systemCheck (deletes the config), databaseSetup (new salt),
-tablesCreation with deleteTables (drops every prefixed table).
+tablesCreation with deleteTables (drops every prefixed table). An interrupted
+tablesCreation is finished by the sidecar's files/matomo-tables.php instead.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from . import logs, matomo_config
+from . import console, logs, matomo_config
 from .config import Settings
 from .database import INSTALLED, Connection, State
 from .errors import RefusedError, UnreachableError
@@ -236,7 +237,9 @@ def plan(st: State) -> list[str]:
     """Steps that bring ``st`` to installed, or RefusedError saying what a person must do.
 
     Decided from plugins/Installation/Controller.php:
-    - tablesCreation creates tables only when NO prefixed table exists;
+    - tablesCreation creates tables only when NO prefixed table exists; some
+      tables with no version_core, site or user are its own interrupted work,
+      finished by createMissingTables (Matomo's code, no table dropped);
     - reuseTables (runs Matomo's updater) is offered only with >= 12 non-archive
       tables, >= 1 site and >= 1 user; the hook also wants every core table there,
       since the updater does not create core tables;
@@ -253,15 +256,18 @@ def plan(st: State) -> list[str]:
         reusable = base >= MIN_TABLES_TO_REUSE and st.sites >= 1 and st.users >= 1
         if reusable and not st.missing_core_tables:
             steps.append("reuseTables")
+        elif interrupted_table_creation(st):
+            steps.append("createMissingTables")
         else:
             raise RefusedError(
                 f"{st.tables} tables with the configured prefix exist but Matomo never "
                 f"recorded version_core (missing core tables: "
                 f"{', '.join(st.missing_core_tables) or 'none'}; sites={st.sites}, "
-                f"users={st.users}): table creation was interrupted. Matomo's installer only "
-                "creates tables into an empty prefix and the hook never drops tables. A person "
-                "must back up the database, check these tables hold nothing worth keeping, drop "
-                "them (or restore a backup), then run the hook again"
+                f"users={st.users}, superusers={st.superusers}): an install was interrupted "
+                "after people or sites were added, or these tables are not Matomo's. Matomo's "
+                "installer only creates tables into an empty prefix and the hook never drops "
+                "tables. A person must back up the database, check these tables hold nothing "
+                "worth keeping, drop them (or restore a backup), then run the hook again"
             )
     if st.superusers == 0:
         steps.append("setupSuperUser")
@@ -269,6 +275,49 @@ def plan(st: State) -> list[str]:
         steps.append("firstWebsiteSetup")
     steps.append("finished")
     return steps
+
+
+def interrupted_table_creation(st: State) -> bool:
+    """Some tables, no version_core, and nothing a person made: no site, no user
+    but Matomo's anonymous one. What Matomo's tablesCreation leaves when the
+    database goes away in its middle (it creates the tables one by one, then the
+    anonymous user, then records version_core); the hook finishes it."""
+    return (
+        st.tables > 0
+        and st.version_core is None
+        and st.sites == 0
+        and st.users == 0
+        and st.superusers == 0
+        and st.archive_tables == 0
+    )
+
+
+def create_missing_tables(settings: Settings, conn: Connection) -> None:
+    """Finishes an interrupted table creation with Matomo's own code, run by the
+    sidecar (files/matomo-tables.php through the console channel): the missing
+    tables are created, the existing ones left as they are, then version_core is
+    recorded as tablesCreation does. The installer cannot do it: its
+    tablesCreation only creates into an empty prefix, or drops every table."""
+    conn.assert_lock_held()
+    rc, output = console.run(
+        settings, "create-tables", settings.installer_timeout, "MATOMO_HOOK_INSTALLER_TIMEOUT"
+    )
+    if rc != 0:
+        raise RefusedError(
+            f"finishing the interrupted table creation failed (matomo-tables.php exited {rc}): "
+            f"{console.tail(output) or '(no output)'}"
+        )
+    now = conn.state()
+    if now.version_core is None or now.missing_core_tables:
+        raise RefusedError(
+            f"matomo-tables.php exited 0 but the database still lacks version_core or core "
+            f"tables ({', '.join(now.missing_core_tables) or 'none missing'}): "
+            f"{console.tail(output) or '(no output)'}"
+        )
+    logs.event(
+        "tables_completed", step="createMissingTables", tables=now.tables,
+        output=console.tail(output, 1),
+    )  # fmt: skip
 
 
 def _run_step(step: str, settings: Settings, inst: Installer, conn: Connection) -> None:
@@ -282,6 +331,8 @@ def _run_step(step: str, settings: Settings, inst: Installer, conn: Connection) 
                 "tablesCreation answered but version_core was not recorded "
                 f"({now.tables} tables now): Matomo did not finish creating tables"
             )
+    elif step == "createMissingTables":
+        create_missing_tables(settings, conn)
     elif step == "reuseTables":
         inst.reuse_tables()
     elif step == "setupSuperUser":

@@ -1,35 +1,19 @@
-"""Gets Matomo's own schema upgrade (``console core:update``) run exactly once.
-
-The hook image has no PHP, so it asks the Matomo sidecar through the console
-channel (docs/architecture.md): it writes ``core-update.request`` atomically
-into MATOMO_COMMAND_DIR; the sidecar renames it to ``core-update.running``,
-runs ``php console core:update --yes --no-interaction``, writes the output to
-``core-update.log`` and then the exit code to ``core-update.exit`` (temp file
-+ rename). The whole sequence runs under the caller's advisory lock.
+"""Gets Matomo's own schema upgrade (``console core:update``) run exactly once,
+by the Matomo sidecar through the console channel (console.py), under the
+caller's advisory lock.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import re
-import tempfile
 import time
-from pathlib import Path
 
-from . import logs, matomo_config
+from . import console, logs, matomo_config
 from .config import Settings
 from .database import Connection, State
-from .errors import ConfigError, RefusedError, UnreachableError
+from .errors import ConfigError, RefusedError
 
 VERSION_CONST_RE = re.compile(r"""const\s+VERSION\s*=\s*['"]([^'"]+)['"]\s*;""")
-REQUEST, RUNNING, LOG, EXIT = (
-    "core-update.request",
-    "core-update.running",
-    "core-update.log",
-    "core-update.exit",
-)
 
 
 def code_version(settings: Settings) -> str:
@@ -66,54 +50,6 @@ def needs_update(st: State, code: str) -> bool:
     return version_key(code) > version_key(st.version_core)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=str(path.parent))
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.chmod(tmp, 0o664)
-    os.replace(tmp, path)
-
-
-def _wait_exit(channel: Path, timeout: float) -> tuple[int, str]:
-    start = time.monotonic()
-    exit_file = channel / EXIT
-    while not exit_file.exists():
-        if time.monotonic() - start > timeout:
-            raise UnreachableError(
-                f"console channel {channel}: the Matomo sidecar did not finish core:update "
-                f"within {timeout:g}s (MATOMO_HOOK_UPGRADE_TIMEOUT); is hook-matomo.sh running?"
-            )
-        time.sleep(0.05)  # a stat() per 50 ms: the answer is seen at once
-    raw = exit_file.read_text(encoding="utf-8").strip()
-    try:
-        code = int(raw)
-    except ValueError:
-        code = 255
-    try:
-        output = (channel / LOG).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        output = ""
-    return code, output
-
-
-def run_core_update(settings: Settings) -> tuple[int, str]:
-    channel = settings.command_dir
-    if not channel.is_dir():
-        raise ConfigError(
-            f"MATOMO_COMMAND_DIR={str(channel)!r} does not exist: mount the hook-channel "
-            "volume there in both containers"
-        )
-    if (channel / RUNNING).exists() and not (channel / EXIT).exists():
-        logs.event("core_update_wait_previous", step="core:update")
-        _wait_exit(channel, settings.upgrade_timeout)
-    for name in (EXIT, LOG):
-        with contextlib.suppress(FileNotFoundError):
-            (channel / name).unlink()
-    _write_atomic(channel / REQUEST, json.dumps({"command": "core:update", "ts": time.time()}))
-    logs.event("core_update_requested", step="core:update")
-    return _wait_exit(channel, settings.upgrade_timeout)
-
-
 def upgrade(settings: Settings, conn: Connection, st: State, code: str) -> State:
     """Runs core:update once when the code is newer than version_core."""
     if st.version_core is None:
@@ -142,8 +78,10 @@ def upgrade(settings: Settings, conn: Connection, st: State, code: str) -> State
     # The pod's config folder is empty: Matomo's console needs the password and the
     # salt, and [PluginsInstalled] decides which plugins core:update upgrades.
     matomo_config.write_installed(settings, conn.installed_plugins())
-    rc, output = run_core_update(settings)
-    tail = " | ".join(line.strip() for line in output.strip().splitlines()[-8:] if line.strip())
+    rc, output = console.run(
+        settings, "core-update", settings.upgrade_timeout, "MATOMO_HOOK_UPGRADE_TIMEOUT"
+    )
+    tail = console.tail(output)
     if rc != 0:
         raise RefusedError(f"core:update exited {rc}: {tail or '(no output)'}")
     final = conn.state()
