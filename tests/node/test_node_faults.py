@@ -20,7 +20,7 @@ from matomo_hook.database import CORE_TABLES
 from nodelib import HOOK, Context, Prestarted, Release, prestart, succeeded, wait_until
 from test_node_modes import assert_tracks_and_stores
 
-TABLES_BEFORE_CRASH = 8  # of the ~30 core tables Matomo's tablesCreation makes
+TABLES_BEFORE_CRASH = 8  # of the 24 core tables Matomo's tablesCreation makes
 
 
 def hook_pods(rel: Release) -> list[dict[str, Any]]:
@@ -34,15 +34,6 @@ def hook_container_running(pod: dict[str, Any]) -> bool:
 
 def ready(pod: dict[str, Any]) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions") or [])
-
-
-def tables(rel: Release) -> int:
-    """Tables in the release's database now (0 while it is unreachable)."""
-    try:
-        out = rel.db_query("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema='matomo'")
-    except Exception:  # noqa: BLE001 - the database pod may be restarting
-        return 0
-    return int(out or 0)
 
 
 def install_with(rel: Release, fault: Callable[[], None]) -> None:
@@ -80,11 +71,15 @@ def start_hook_pod_deleted(ctx: Context, rel: Release) -> None:
     rel.deleted = deleted  # type: ignore[attr-defined]
 
     def fault() -> None:
+        def tables() -> int:
+            out = rel.db_query("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema='matomo'")
+            return int(out or 0)
+
         pod = wait_until(lambda: next((p for p in hook_pods(rel) if hook_container_running(p)), None), 600,
                          "the hook container running")
         # the middle of the install: the installer has created some tables
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and tables(rel) == 0:
+        while time.monotonic() < deadline and tables() == 0:
             time.sleep(0.3)
         rel.kubectl("delete", "pod", pod["metadata"]["name"], "--wait=false")
         deleted.append(pod["metadata"]["name"])

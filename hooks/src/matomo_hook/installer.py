@@ -297,8 +297,8 @@ def create_missing_tables(settings: Settings, conn: Connection) -> None:
     sidecar (files/matomo-tables.php through the console channel): the missing
     tables are created, the existing ones left as they are, then version_core is
     recorded as tablesCreation does. The installer cannot do it: its
-    tablesCreation only creates into an empty prefix, or drops every table."""
-    conn.assert_lock_held()
+    tablesCreation only creates into an empty prefix, or drops every table.
+    Runs as a step of install(), which checks the advisory lock before each step."""
     rc, output = console.run(
         settings, "create-tables", settings.installer_timeout, "MATOMO_HOOK_INSTALLER_TIMEOUT"
     )
