@@ -154,6 +154,37 @@ class Release:
     helm_login: str = "admin"
 
 
+def _time(stamp: str) -> float:
+    from datetime import datetime, timezone
+
+    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+
+
+def assert_hook_pod_stopped_at_once(rel: Release, limit_s: float = 10) -> float:
+    """The hook Job's pods as a user sees them after the Job completed: no container ended by SIGKILL (137:
+    the kubelet's kill after the grace period, e.g. a sidecar that ignored its image's stop signal), and the
+    Job complete within `limit_s` of its `hook` container's exit. Returns those seconds."""
+    job = rel.get(f"/apis/batch/v1/namespaces/{rel.namespace}/jobs/{HOOK}")
+    done = (job.get("status") or {}).get("completionTime")
+    assert done, f"the hook Job has not completed:\n{rel.diagnose()}"
+    pods = rel.get(f"/api/v1/namespaces/{rel.namespace}/pods?labelSelector=job-name%3D{HOOK}")["items"]
+    assert pods, "the hook Job's pods are gone"
+    killed, hook_exit = [], None
+    for pod in pods:
+        st = pod.get("status") or {}
+        for c in st.get("initContainerStatuses", []) + st.get("containerStatuses", []):
+            term = (c.get("state") or {}).get("terminated") or {}
+            if term.get("exitCode") == 137:
+                killed.append(f"{pod['metadata']['name']}/{c['name']} ({term.get('reason')})")
+            if c["name"] == "hook" and term.get("exitCode") == 0:
+                hook_exit = term["finishedAt"]
+    assert not killed, f"hook pod containers killed with exit 137: {killed}"
+    assert hook_exit, "no hook container exited 0"
+    seconds = _time(done) - _time(hook_exit)
+    assert seconds <= limit_s, f"the Job completed {seconds:.0f} s after the hook container exited (limit {limit_s:g})"
+    return seconds
+
+
 def hook_job_duration(versions: list[dict[str, Any]]) -> float | None:
     """Seconds from the Job's start to its completion, from the recorded versions."""
     from datetime import datetime

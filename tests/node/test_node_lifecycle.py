@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from nodelib import Context, Prestarted, Release, prestart, steps_of, succeeded
+from nodelib import Context, Prestarted, Release, assert_hook_pod_stopped_at_once, prestart, steps_of, succeeded
 from test_node_local import record_bench
 
 OLD, NEW = "5.0.3", "5.1.2"
@@ -63,6 +63,8 @@ def test_upgrade_to_new_release_runs_core_update_once(step: Release) -> None:
     record_bench("helm_upgrade_503_to_512_s", time.monotonic() - t0)
     hooks = step.hook_jobs()[jobs_before:]
     assert len(hooks) == 1 and succeeded(hooks[0]), "exactly one post-upgrade hook Job, succeeded"
+    # the post-upgrade hook pod ends without waiting for its sidecar's grace period
+    assert_hook_pod_stopped_at_once(step)
     # the schema was upgraded (core:update ran) ...
     assert version_core(step) == NEW
     # ... the serving pods run the new code ...

@@ -12,23 +12,28 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from clusterlib import F
 from nodelib import (
     Context,
     Prestarted,
     Release,
     ServicePoller,
+    assert_hook_pod_stopped_at_once,
     hook_job_duration,
     prestart,
     steps_of,
     succeeded,
     wait_until,
 )
+
+from fixtures.passwords import ACCEPTED
 
 BENCH = Path(os.environ.get("NODE_BENCH_OUT", Path(__file__).resolve().parents[2] / ".scratch" / "node-bench.json"))
 
@@ -40,8 +45,17 @@ def record_bench(key: str, value: float) -> None:
     BENCH.write_text(json.dumps(data, indent=1))
 
 
+# The passwords of this release are the issue-18 report's non-ASCII database password
+# and an emoji superuser password (tests/fixtures/passwords.py), as a user sets them.
+PASSWORDS = {"database": {"password": ACCEPTED["issue-18"]},
+             "matomo": {"superuser": {"password": ACCEPTED["emoji"]}}}
+
+
 @prestart("test_install_wait_hook_installs_and_deployment_rolls", "local")
 def start(ctx: Context, rel: Release) -> None:
+    values = Path(tempfile.mkdtemp(prefix="node-passwords-")) / "passwords.yaml"
+    values.write_text(yaml.safe_dump(PASSWORDS, allow_unicode=True), encoding="utf-8")
+    rel.values = [*rel.values, values]
     rel.t0 = time.monotonic()  # type: ignore[attr-defined]
     try:
         rel.install()
@@ -84,6 +98,10 @@ def test_install_wait_hook_installs_and_deployment_rolls(step: Release) -> None:
     duration = hook_job_duration(hooks[0])
     if duration is not None:
         record_bench("hook_job_install_s", duration)
+    # the -apache image's stop signal is SIGWINCH: the hook pod's Matomo sidecar stops on it at once
+    record_bench("hook_exit_to_job_complete_s", assert_hook_pod_stopped_at_once(step))
+    # the database password (non-ASCII) is the one in F-database, which the hook logged in with
+    assert step.secret(f"{F}-database", "password") == ACCEPTED["issue-18"]
     # the hook rolled the Deployment: every serving pod is Ready, started after the install
     assert step.available()
     pods = step.serving_pods()

@@ -16,7 +16,17 @@ from typing import Any
 
 import yaml
 from clusterlib import F
-from nodelib import NODE_VALUES, REPO, Context, Prestarted, Release, prestart, succeeded, wait_until
+from nodelib import (
+    NODE_VALUES,
+    REPO,
+    Context,
+    Prestarted,
+    Release,
+    assert_hook_pod_stopped_at_once,
+    prestart,
+    succeeded,
+    wait_until,
+)
 from test_node_local import helm_test
 
 from fixtures.node import image_builder
@@ -139,6 +149,8 @@ def start_fpm(ctx: Context, rel: Release) -> None:
 
 def test_fpm_variant(prestarted: Prestarted) -> None:
     rel = prestarted.release("test_fpm_variant").started()
+    # the -fpm image's stop signal is SIGQUIT: the hook pod's Matomo sidecar stops on it at once
+    assert_hook_pod_stopped_at_once(rel)
     pods = rel.serving_pods()
     assert {c["name"] for c in pods[0]["spec"]["containers"]} == {"matomo", "nginx"}
     assert_tracks_and_stores(rel)

@@ -35,18 +35,27 @@ MATOMO_TABLES_CMD="${MATOMO_TABLES_CMD:-$PHP_BIN $(dirname "$0")/matomo-tables.p
 
 log() { printf '%s hook-matomo: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
 
+server_pid=""
+stop() {
+  log "stopping (signal $1)"
+  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; fi
+  exit 0
+}
+# The kubelet stops this native sidecar with the image's own stop signal once
+# the hook container has exited: SIGWINCH for the -apache images (apache's
+# graceful stop, as in php:apache), SIGQUIT for -fpm, SIGTERM otherwise. As
+# PID 1 this shell ignores any signal it does not trap, and the kubelet would
+# kill the pod only after terminationGracePeriodSeconds: trap them all.
+for sig in TERM INT QUIT WINCH HUP; do
+  # shellcheck disable=SC2064  # the signal's name is meant to be expanded now
+  trap "stop $sig" "$sig"
+done
+
 if [ ! -e "$MATOMO_CODE_DIR/console" ] && [ -d "$MATOMO_SOURCE_DIR" ]; then
   log "copying the Matomo code from $MATOMO_SOURCE_DIR to $MATOMO_CODE_DIR"
   cp -a "$MATOMO_SOURCE_DIR/." "$MATOMO_CODE_DIR/" || { log "copy failed"; exit 1; }
 fi
 mkdir -p "$MATOMO_COMMAND_DIR" || { log "cannot create $MATOMO_COMMAND_DIR"; exit 1; }
-
-server_pid=""
-stop() {
-  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; fi
-  exit 0
-}
-trap stop TERM INT
 
 log "serving the installer: $MATOMO_SERVER_CMD"
 # shellcheck disable=SC2086  # the command is a word list on purpose

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -18,8 +19,10 @@ from .errors import (
     EXIT_OK,
     EXIT_REFUSED,
     EXIT_ROLLOUT,
+    EXIT_STOPPED,
     EXIT_UNREACHABLE,
     HookError,
+    StoppedError,
     UnreachableError,
 )
 
@@ -35,6 +38,8 @@ EXIT_DOC = f"""exit codes:
   {EXIT_REFUSED}  Matomo refused a step (its message is quoted), or the schema is in a state
      the hook will not touch without a person (the message says what to do)
   {EXIT_ROLLOUT}  rollout failed: the Deployment could not be restarted or did not become ready
+  {EXIT_STOPPED}  stopped by SIGTERM (its pod was deleted); the database lock is released and
+     the next run goes on from the state the database is in
   1  unexpected error (a bug): the log holds a redacted traceback
 """
 
@@ -152,6 +157,17 @@ def _secrets(namespace: str) -> None:
     _print_state({"secrets": [o.public() for o in outcomes]})
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM raises StoppedError. As a container's PID 1 the interpreter would
+    otherwise ignore it (the kernel drops signals PID 1 has no handler for), and
+    the kubelet would kill the pod only after its grace period."""
+
+    def stop(signum: int, _frame: object) -> None:
+        raise StoppedError(f"stopped by signal {signal.Signals(signum).name}")
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command: str = args.command
@@ -188,6 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry() -> None:  # pragma: no cover
+    _stop_on_sigterm()
     code = main()
     # Everything is written and closed by now (the database connection, the HTTP
     # client); what is left is the interpreter tearing down the modules httpx,

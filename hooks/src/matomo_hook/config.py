@@ -246,6 +246,12 @@ class _Env:
                     f"{file_var} names {path!r}, which cannot be read ({exc.strerror}): "
                     "mount the Secret there or fix the path"
                 ) from None
+            except UnicodeDecodeError:
+                # MariaDB, MySQL and Matomo take text as UTF-8: other bytes are no password.
+                raise ConfigError(
+                    f"{file_var} names {path!r}, which is not UTF-8 text: store the value "
+                    "in the Secret as UTF-8"
+                ) from None
             value = value.removesuffix("\n").removesuffix("\r")
             if not value and not empty_file_ok:
                 raise ConfigError(f"{file_var} names an empty file {path!r}: put the value in it")
@@ -267,11 +273,19 @@ class _Env:
         return value
 
 
-def _no_quote_or_newline(name: str, value: str) -> None:
-    if '"' in value or "\n" in value or "\r" in value:
+def _ini_safe(name: str, value: str) -> None:
+    """Refuses what Matomo's config.ini.php cannot hold inside double quotes: a
+    line break, and ``${``, which PHP's INI parser replaces with an environment
+    variable (any other character, ``"`` and ``\\`` included, is escaped)."""
+    if "\n" in value or "\r" in value:
         raise ConfigError(
-            f"{name} contains a double quote or a newline, which Matomo's config.ini.php "
-            "cannot hold: choose a value without them"
+            f"{name} contains a line break, which Matomo's config.ini.php cannot hold: "
+            "choose a value without one"
+        )
+    if "${" in value:
+        raise ConfigError(
+            f"{name} contains '${{', which PHP's INI parser would replace with an environment "
+            "variable in Matomo's config.ini.php: choose a value without it"
         )
 
 
@@ -295,7 +309,7 @@ def _database(e: _Env) -> Database:
     # (database.cloudsql.autoIAMAuthn): the proxy logs in, the password is unused.
     password = e.secret("MATOMO_DATABASE_PASSWORD", required=True, empty_file_ok=True)
     assert password is not None
-    _no_quote_or_newline("MATOMO_DATABASE_PASSWORD", password)
+    _ini_safe("MATOMO_DATABASE_PASSWORD", password)
     dbname = e.required("MATOMO_DATABASE_DBNAME", "the database name")
     if len(dbname) > 64 or "`" in dbname or "\x00" in dbname:
         raise ConfigError(f"MATOMO_DATABASE_DBNAME={dbname!r}: use at most 64 chars, no backtick")
@@ -331,7 +345,7 @@ def load(env: Mapping[str, str] | None = None, need: frozenset[str] = frozenset(
 
     salt = e.secret("MATOMO_SALT", required="install" in need or "upgrade" in need)
     if salt is not None:
-        _no_quote_or_newline("MATOMO_SALT", salt)
+        _ini_safe("MATOMO_SALT", salt)
 
     installer_url = e.get("MATOMO_INSTALLER_URL", "http://127.0.0.1:8080/") or ""
     _http_url("MATOMO_INSTALLER_URL", installer_url)

@@ -213,7 +213,10 @@ def _connect_once(db: Database, connect_timeout: float) -> Any:
         host=db.host,
         port=db.port,
         user=db.username,
-        password=db.password,
+        # Bytes, UTF-8: PyMySQL encodes a str password as latin-1, so a password
+        # with a non-ASCII character (which MariaDB, MySQL, Matomo's PDO and the
+        # mariadb client all send as UTF-8) would be refused as a wrong one.
+        password=db.password.encode("utf-8"),
         database=db.dbname,
         charset="utf8mb4",
         autocommit=True,

@@ -2,7 +2,7 @@
 
 Exit codes (documented in ``matomo-hook --help`` and docs/architecture.md):
 0 done, 2 bad configuration, 3 unreachable, 4 Matomo refused a step,
-5 rollout failed.
+5 rollout failed, 143 stopped by SIGTERM (the pod was deleted).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ EXIT_CONFIG = 2
 EXIT_UNREACHABLE = 3
 EXIT_REFUSED = 4
 EXIT_ROLLOUT = 5
+EXIT_STOPPED = 143  # 128 + SIGTERM, as a shell reports it
 
 
 class HookError(Exception):
@@ -44,3 +45,10 @@ class RolloutError(HookError):
     """Restarting the Deployment failed or did not complete in time."""
 
     exit_code = EXIT_ROLLOUT
+
+
+class StoppedError(HookError):
+    """SIGTERM arrived (the pod is being deleted): the run stops where it is,
+    releasing the database lock on the way out, instead of being killed later."""
+
+    exit_code = EXIT_STOPPED

@@ -25,7 +25,12 @@ from .errors import ConfigError
 
 
 def ini_value(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\") + '"' if value else '""'
+    r"""``value`` double-quoted for PHP's INI parser, which Matomo reads its config
+    with: inside the quotes ``\\`` is one backslash and ``\"`` one double quote.
+    (A newline or ``${`` cannot be held at all: config.py refuses those.)"""
+    if not value:
+        return '""'
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def trusted_host(url: str) -> str:

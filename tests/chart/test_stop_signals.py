@@ -1,0 +1,175 @@
+"""Every container whose process is the chart's own shell script (not the image's
+own server) stops at once on its image's stop signal (issue 18).
+
+The kubelet stops a container by sending the image's STOPSIGNAL to its PID 1:
+SIGWINCH for the `-apache` images (apache's graceful stop, as in php:apache),
+SIGQUIT for `-fpm`, SIGTERM otherwise. A PID 1 gets only the signals it has a
+handler for, so a script that traps just TERM ignores the others and the kubelet
+kills it after terminationGracePeriodSeconds (30 s): every hook Job waited that
+long for its Matomo sidecar. Here each rendered command runs as PID 1 of a new
+PID namespace (as in a container), the signal is sent from outside, and the
+script must be gone within seconds. Slow work (PHP's console, curl against the
+Service) is a process that sleeps; the hook sidecar serves PHP's real built-in
+server, which must be stopped with it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from chartlib import CHART, KUBE_VERSION, run_helm
+
+SIGNALS = ["SIGWINCH", "SIGQUIT", "SIGTERM", "SIGINT", "SIGHUP"]
+STOP_WITHIN_S = 5.0
+
+
+@pytest.fixture(scope="module")
+def pid1() -> list[str]:
+    """The prefix that runs a command as PID 1 of a new PID namespace."""
+    unshare = shutil.which("unshare")
+    if unshare is None or os.geteuid() != 0:
+        pytest.skip("needs root and unshare (util-linux) to run a command as PID 1")
+    probe = subprocess.run([unshare, "--pid", "--fork", "sh", "-c", 'test "$$" = 1'], check=False)
+    if probe.returncode != 0:
+        pytest.skip("this machine does not allow a new PID namespace")
+    return [unshare, "--pid", "--fork"]
+
+
+def rendered(helm: str, *sets: str) -> list[dict[str, Any]]:
+    args = ["template", "matomo", str(CHART), "--kube-version", KUBE_VERSION, "--set", "archiver.enabled=true"]
+    for s in sets:
+        args += ["--set", s]
+    out = run_helm(helm, *args)
+    assert out.returncode == 0, out.stderr
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def container(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    for d in docs:
+        if d["kind"] != kind:
+            continue
+        spec = d["spec"]
+        if kind == "CronJob":
+            spec = spec["jobTemplate"]["spec"]["template"]["spec"]
+        elif kind == "Job":
+            spec = spec["template"]["spec"]
+        for c in spec.get("initContainers", []) + spec.get("containers", []):
+            if c["name"] == name:
+                return dict(c)
+    raise AssertionError(f"no container {name} in a {kind}")
+
+
+def slow_command(bindir: Path, name: str) -> None:
+    """`name` on PATH as a process that takes long (PHP's console, curl)."""
+    f = bindir / name
+    f.write_text("#!/bin/sh\nexec sleep 60\n")
+    f.chmod(0o755)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def child_pid(parent: int, timeout: float = 5) -> int:
+    """The PID (as seen here) of unshare's child: PID 1 of the new namespace."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        kids = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+        if kids:
+            return int(kids[0])
+        time.sleep(0.02)
+    raise AssertionError("the command did not start")
+
+
+def stop(proc: subprocess.Popen[bytes], signame: str, ready: Any) -> tuple[int, float]:
+    """Waits until `ready()`, sends `signame` to PID 1, returns (exit code, seconds to exit)."""
+    pid = child_pid(proc.pid)
+    deadline = time.monotonic() + 20
+    while not ready():
+        assert proc.poll() is None, f"exited early: {proc.communicate()[1].decode()[-2000:]}"
+        assert time.monotonic() < deadline, "the command never got ready"
+        time.sleep(0.05)
+    os.kill(pid, getattr(signal, signame))
+    t0 = time.monotonic()
+    try:
+        proc.wait(timeout=STOP_WITHIN_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"still running {STOP_WITHIN_S} s after {signame}: the kubelet would kill it "
+                             "after terminationGracePeriodSeconds") from None
+    return proc.returncode, time.monotonic() - t0
+
+
+def children_of(pid: int) -> bool:
+    try:
+        return bool(Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("signame", SIGNALS)
+@pytest.mark.parametrize("variant", ["apache", "fpm"])
+def test_hook_sidecar_stops_with_its_php_server(helm: str, pid1: list[str], tmp_path: Path, variant: str,
+                                                signame: str) -> None:
+    php = shutil.which("php")
+    if php is None:
+        pytest.skip("php is not installed (./dev tools installs it)")
+    c = container(rendered(helm, f"image.variant={variant}"), "Job", "matomo-installer")
+    assert c["command"] == ["/bin/sh", "/opt/matomo-hook/hook-matomo.sh"]
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "console").write_text("")
+    (code / "index.php").write_text("<?php echo 'ok';\n")
+    port = free_port()
+    env = {**{e["name"]: e["value"] for e in c["env"] if "value" in e},
+           "PATH": os.environ["PATH"], "PHP_BIN": php, "MATOMO_LISTEN": f"127.0.0.1:{port}",
+           "MATOMO_CODE_DIR": str(code), "MATOMO_COMMAND_DIR": str(tmp_path / "channel")}
+    script = CHART / "files" / "hook-matomo.sh"
+    proc = subprocess.Popen([*pid1, "/bin/sh", str(script)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+
+    def serving() -> bool:
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    rc, _ = stop(proc, signame, serving)
+    assert rc == 0, proc.stderr.read().decode() if proc.stderr else ""
+    assert not serving(), "PHP's server outlived the sidecar"
+
+
+@pytest.mark.parametrize("signame", SIGNALS)
+def test_archiver_stops_its_console_command(helm: str, pid1: list[str], tmp_path: Path, signame: str) -> None:
+    c = container(rendered(helm), "CronJob", "archiver")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    slow_command(bindir, "php")
+    env = {"PATH": f"{bindir}:{os.environ['PATH']}", "MATOMO_URL": "http://matomo.example.org/"}
+    proc = subprocess.Popen([*pid1, *c["command"]], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    pid = child_pid(proc.pid)
+    rc, _ = stop(proc, signame, lambda: children_of(pid))
+    assert rc == 143
+
+
+@pytest.mark.parametrize("signame", SIGNALS)
+def test_helm_test_pod_stops(helm: str, pid1: list[str], tmp_path: Path, signame: str) -> None:
+    c = container(rendered(helm), "Pod", "check")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    slow_command(bindir, "curl")
+    env = {"PATH": f"{bindir}:{os.environ['PATH']}"}
+    proc = subprocess.Popen([*pid1, *c["command"]], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    pid = child_pid(proc.pid)
+    rc, _ = stop(proc, signame, lambda: children_of(pid))
+    assert rc == 143
