@@ -66,6 +66,16 @@ REJECTED: dict[str, dict[str, tuple[dict, list[str]]]] = {
                                              ["matomo.site.timezone", '"UTC+5.25"', '"UTC+5.5"']),
         "site-etc-zone": ({"matomo": {"site": {"timezone": "Etc/GMT+5"}}}, ["matomo.site.timezone", '"Etc/GMT+5"']),
     },
+    "password": {
+        # written into config.ini.php between double quotes: a newline ends it, PHP expands "${"
+        "database-dollar-brace": ({"database": {"password": "pa${HOME}ss"}}, ["database.password"]),
+        "database-newline": ({"database": {"password": "pa\nss"}}, ["database.password"]),
+        "database-carriage-return": ({"database": {"password": "pa\rss"}}, ["database.password"]),
+        "superuser-newline": ({"matomo": {"superuser": {"password": "secret\npassword"}}},
+                              ["matomo.superuser.password"]),
+        "superuser-too-short": ({"matomo": {"superuser": {"password": "12345"}}}, ["matomo.superuser.password"]),
+        "superuser-too-long": ({"matomo": {"superuser": {"password": "x" * 201}}}, ["matomo.superuser.password"]),
+    },
     "url": {
         "url-without-scheme": ({"matomo": {"url": "matomo.example.org"}}, ["matomo.url"]),
         "url-ftp": ({"matomo": {"url": "ftp://matomo.example.org"}}, ["matomo.url"]),
@@ -111,6 +121,8 @@ VALID = {
     "site-timezone-iana": {"matomo": {"site": {"timezone": "America/Port-au-Prince"}}},
     "site-timezone-three-parts": {"matomo": {"site": {"timezone": "America/Argentina/Buenos_Aires"}}},
     "site-timezone-offsets": {"matomo": {"site": {"timezone": "UTC-9.5"}}},
+    "passwords-with-quotes": {"database": {"password": 'p"a$s\\w{o}rd$'},
+                              "matomo": {"superuser": {"password": '"quoted" pa$${x}'}}},
     "url-port-path": {"matomo": {"url": "https://stats.example.org:8443/matomo",
                                  "site": {"url": "http://[2001:db8::1]:8080/shop"}}},
     "pdb-percentage": {"replicaCount": 3, "podDisruptionBudget": {"minAvailable": "50%"}},
@@ -135,7 +147,7 @@ def _helm(helm: str, command: str, values_file: Path, release: str = "matomo"):
 
 
 def test_every_family_has_cases() -> None:
-    assert set(REJECTED) == {"name", "cron", "timezone", "url", "bounds", "compat"}
+    assert set(REJECTED) == {"name", "cron", "timezone", "url", "bounds", "compat", "password"}
     assert all(len(cases) >= 2 for cases in REJECTED.values())
 
 

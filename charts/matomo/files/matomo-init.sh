@@ -16,9 +16,10 @@
 #    the local file wins key by key and stays writable and per pod (Matomo
 #    rewrites it when a plugin is activated).
 #
-# A value holding a double quote, a newline or "${" cannot be written into
-# config.ini.php as is: the script refuses it (exit 1) and names the variable.
-# Secrets are never printed.
+# Values are written between double quotes, a backslash doubled and a double
+# quote escaped, which PHP's INI parser (Matomo's IniReader) reads back as they
+# were. A value holding a newline or "${" cannot be written into config.ini.php:
+# the script refuses it (exit 1) and names the variable. Secrets are never printed.
 set -eu
 
 src="${MATOMO_SOURCE_DIR:-/usr/src/matomo}"
@@ -45,9 +46,6 @@ check_value() {
         exit 1
     fi
     case "$value" in
-        *'"'*)
-            log "$name contains a double quote (\"), which config.ini.php cannot hold; choose a value without it"
-            exit 1 ;;
         *"$nl"*|*"$cr"*)
             log "$name contains a newline, which config.ini.php cannot hold; choose a value without it"
             exit 1 ;;
@@ -82,9 +80,9 @@ if [ -n "${MATOMO_COMMON_CONFIG:-}" ]; then
     cp "$MATOMO_COMMON_CONFIG" "$dst/config/common.config.ini.php"
 fi
 
-# ini_escape VALUE: a backslash is written doubled, as Matomo's IniWriter does
-# (PHP's INI parser reads "\\" inside double quotes as one backslash).
-ini_escape() { printf '%s' "$1" | sed 's/\\/\\\\/g'; }
+# ini_escape VALUE: a backslash written doubled and a double quote escaped (PHP's
+# INI parser reads "\\" and "\"" inside double quotes as one backslash and one quote).
+ini_escape() { printf '%s' "$1" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g'; }
 
 if [ "$write_config" = "1" ]; then
     password_ini="$(ini_escape "$MATOMO_DATABASE_PASSWORD")"

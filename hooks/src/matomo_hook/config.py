@@ -267,11 +267,19 @@ class _Env:
         return value
 
 
-def _no_quote_or_newline(name: str, value: str) -> None:
-    if '"' in value or "\n" in value or "\r" in value:
+def _ini_safe(name: str, value: str) -> None:
+    """A value written between double quotes into config.ini.php (matomo_config.ini_value
+    escapes backslashes and double quotes): a newline would end it, and PHP's INI parser
+    would expand "${...}" inside it."""
+    if "\n" in value or "\r" in value:
         raise ConfigError(
-            f"{name} contains a double quote or a newline, which Matomo's config.ini.php "
-            "cannot hold: choose a value without them"
+            f"{name} contains a newline, which Matomo's config.ini.php cannot hold: "
+            "choose a value without it"
+        )
+    if "${" in value:
+        raise ConfigError(
+            f'{name} contains "${{", which PHP\'s INI parser expands in config.ini.php: '
+            "choose a value without it"
         )
 
 
@@ -295,7 +303,7 @@ def _database(e: _Env) -> Database:
     # (database.cloudsql.autoIAMAuthn): the proxy logs in, the password is unused.
     password = e.secret("MATOMO_DATABASE_PASSWORD", required=True, empty_file_ok=True)
     assert password is not None
-    _no_quote_or_newline("MATOMO_DATABASE_PASSWORD", password)
+    _ini_safe("MATOMO_DATABASE_PASSWORD", password)
     dbname = e.required("MATOMO_DATABASE_DBNAME", "the database name")
     if len(dbname) > 64 or "`" in dbname or "\x00" in dbname:
         raise ConfigError(f"MATOMO_DATABASE_DBNAME={dbname!r}: use at most 64 chars, no backtick")
@@ -331,7 +339,7 @@ def load(env: Mapping[str, str] | None = None, need: frozenset[str] = frozenset(
 
     salt = e.secret("MATOMO_SALT", required="install" in need or "upgrade" in need)
     if salt is not None:
-        _no_quote_or_newline("MATOMO_SALT", salt)
+        _ini_safe("MATOMO_SALT", salt)
 
     installer_url = e.get("MATOMO_INSTALLER_URL", "http://127.0.0.1:8080/") or ""
     _http_url("MATOMO_INSTALLER_URL", installer_url)

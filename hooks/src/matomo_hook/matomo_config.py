@@ -25,7 +25,11 @@ from .errors import ConfigError
 
 
 def ini_value(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\") + '"' if value else '""'
+    """Between double quotes, a backslash doubled and a double quote escaped: PHP's INI
+    parser (Matomo's IniReader) reads the value back as it was (config._ini_safe refuses
+    what it cannot hold: a newline, "${")."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
 
 
 def trusted_host(url: str) -> str:
