@@ -33,8 +33,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import importlib.resources
 import json
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -285,14 +287,20 @@ def offset_name(offset: float) -> str:
     return "UTC" if offset == 0 else f"UTC{offset:+g}"
 
 
-def timezones() -> str:
+def timezones(root: Path) -> str:
     """Matomo's list: for each country of its list (which holds every country of zone.tab), the zones PHP lists
-    for it, that is the zones of tzdata's zone.tab; then UTC and the fixed offsets."""
+    for it, that is the zones of tzdata's zone.tab; then UTC and the fixed offsets. From the tzdata package
+    requirements-dev.txt pins, so that every machine makes the same list."""
+    pin = re.search(r"^tzdata==(\S+)", (root / "requirements-dev.txt").read_text(encoding="utf-8"), re.MULTILINE)
     try:
         tzdata = importlib.import_module("tzdata")
         zone_tab = importlib.resources.files("tzdata").joinpath("zoneinfo", "zone.tab").read_text(encoding="utf-8")
-    except (ImportError, FileNotFoundError):
+        installed = importlib.metadata.version("tzdata")
+    except (ImportError, FileNotFoundError, importlib.metadata.PackageNotFoundError):
         raise ValuesError("the Python package tzdata (requirements-dev.txt) is missing: run ./dev tools") from None
+    if pin and pin.group(1) != installed:
+        raise ValuesError(f"tzdata {installed} is installed, requirements-dev.txt pins {pin.group(1)}: run ./dev tools "
+                          "(files/timezones.txt comes from the pinned one)")
     zones = sorted({line.split("\t")[2] for line in zone_tab.splitlines() if line and not line.startswith("#")})
     head = [
         "# Time zones Matomo 5.1.2 offers for a website (plugins/SitesManager/API.php, getTimezonesList):",
@@ -315,7 +323,7 @@ def outputs(root: Path) -> dict[Path, str]:
     want = {
         SCHEMA: json.dumps(schema, indent=2, ensure_ascii=False) + "\n",
         VALUES: commented_values((root / VALUES).read_text(encoding="utf-8"), schema),
-        TIMEZONES: timezones(),
+        TIMEZONES: timezones(root),
     }
     rows = table(schema, values)
     for readme in TABLE_READMES:
