@@ -6,7 +6,7 @@
 #     run the rendered init script and web server configs through them; their
 #     services are never started either), the PHP extensions, mod_php, curl,
 #     bubblewrap and iproute2 of tests/genuine, and the shell linter shellcheck;
-#   - helm, helm-unittest (as the helm plugin `unittest`), ct, helm-docs,
+#   - helm, helm-unittest (as the helm plugin `unittest`), ct,
 #     actionlint (GitHub workflows), helmfile and helm-diff (as the helm plugin
 #     `diff`, which `helmfile apply` runs), built from their Go modules into
 #     .tools/bin;
@@ -27,7 +27,6 @@ cd "${ROOT}"
 HELM_VERSION=v3.17.4
 HELM_UNITTEST_VERSION=v1.0.3
 CT_VERSION=v3.13.0
-HELM_DOCS_VERSION=v1.14.2
 ACTIONLINT_VERSION=v1.7.12
 HELMFILE_VERSION=v1.8.0
 HELM_DIFF_VERSION=v3.9.14
@@ -209,11 +208,6 @@ go_install() {
   stamp_set_key "${tool}" "${version}"
 }
 
-build_helm_docs() {
-  go_install helm-docs "${HELM_DOCS_VERSION}" github.com/norwoodj/helm-docs/cmd/helm-docs \
-    "-X main.version=${HELM_DOCS_VERSION#v}"
-}
-
 build_actionlint() {
   go_install actionlint "${ACTIONLINT_VERSION}" github.com/rhysd/actionlint/cmd/actionlint \
     "-X github.com/rhysd/actionlint.version=${ACTIONLINT_VERSION}"
@@ -299,7 +293,6 @@ main() {
   build_helm
   build_helm_unittest
   build_ct
-  build_helm_docs
   build_actionlint
   build_helm_diff
   build_helmfile

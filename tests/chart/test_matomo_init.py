@@ -146,7 +146,8 @@ def test_fails_without_matomo_code(tmp_path: Path) -> None:
     assert "no Matomo code" in result.stderr
 
 
-PHP_CASES = ["plain", "p@ss w0rd", "a$HOME", "trailing\\", "a\\nb", "two\\\\slashes", "semi;colon", "it's", "a=b&c|d~e!f^g(h){i}%j"]
+PHP_CASES = ["plain", "p@ss w0rd", "a$HOME", "trailing\\", "a\\nb", "two\\\\slashes", "semi;colon", "it's", "a=b&c|d~e!f^g(h){i}%j",
+             'dou"ble', '"quoted"', 'slash-quote\\"', "$ {x}", "a$"]
 
 
 @pytest.mark.parametrize("value", PHP_CASES)

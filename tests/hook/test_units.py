@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
+import shutil
+import subprocess
 from types import SimpleNamespace
 from typing import Any
 
@@ -13,6 +16,7 @@ from fixtures.mariadb import MariaDB
 from matomo_hook import config as hook_config
 from matomo_hook import database, logs, rollout, upgrade
 from matomo_hook.errors import RolloutError
+from matomo_hook.matomo_config import ini_value
 
 from .conftest import run_hook
 
@@ -170,3 +174,19 @@ def test_plan_finishes_only_the_installers_own_interrupted_table_creation(
             plan(_state(**kw))
     else:
         assert plan(_state(**kw)) == expected
+
+
+INI_VALUES = ['dou"ble', '"quoted"', "back\\slash", 'slash-quote\\"', "trailing\\", "", "a$b", "semi;colon"]
+
+
+def test_a_double_quote_in_the_database_password_is_accepted_and_read_back_by_php() -> None:
+    env = {"MATOMO_DATABASE_USERNAME": "u", "MATOMO_DATABASE_PASSWORD": 'pa"ss\\"w', "MATOMO_DATABASE_DBNAME": "db"}
+    settings = hook_config.load(env, frozenset({"db"}))
+    assert settings.db is not None and settings.db.password == 'pa"ss\\"w'
+    php = shutil.which("php")
+    if php is None:
+        pytest.skip("php is not installed (apt-get install php-cli to run this test)")
+    ini = "[s]\n" + "".join(f"k{i} = {ini_value(v)}\n" for i, v in enumerate(INI_VALUES))
+    code = "echo json_encode(parse_ini_string(stream_get_contents(STDIN), true));"
+    out = subprocess.run([php, "-r", code], input=ini, capture_output=True, text=True, timeout=30, check=True)
+    assert json.loads(out.stdout)["s"] == {f"k{i}": v for i, v in enumerate(INI_VALUES)}
