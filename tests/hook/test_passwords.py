@@ -71,3 +71,10 @@ def test_a_password_config_ini_cannot_hold_is_refused_before_connecting(hook_env
     assert res.returncode == 2
     assert "MATOMO_DATABASE_PASSWORD" in res.stderr
     assert value not in res.stderr
+
+
+def test_a_superuser_password_matomo_api_would_trim_is_refused(hook_env: dict[str, str]) -> None:
+    res = run_hook({**hook_env, "MATOMO_SUPERUSER_PASSWORD": " padded-secret "}, "status")
+    assert res.returncode == 2
+    assert "MATOMO_SUPERUSER_PASSWORD" in res.stderr and "whitespace" in res.stderr
+    assert "padded-secret" not in res.stderr

@@ -369,6 +369,12 @@ def load(env: Mapping[str, str] | None = None, need: frozenset[str] = frozenset(
         raise ConfigError("MATOMO_SUPERUSER_LOGIN must not be 'anonymous': choose another login")
     if su_password is not None and not 6 <= len(su_password) <= 200:
         raise ConfigError("MATOMO_SUPERUSER_PASSWORD is invalid: use 6 to 200 characters")
+    if su_password is not None and su_password != su_password.strip():
+        # Matomo's API trims every parameter: the password could never be confirmed there.
+        raise ConfigError(
+            "MATOMO_SUPERUSER_PASSWORD begins or ends with whitespace, which Matomo's API trims "
+            "(its password confirmation would never match): remove it"
+        )
     if email is not None:
         if not EMAIL_RE.match(email) or len(email) > 100:
             raise ConfigError(f"MATOMO_SUPERUSER_EMAIL={email!r} is not an e-mail address")
