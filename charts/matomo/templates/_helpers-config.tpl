@@ -156,11 +156,8 @@ the plugins the serving pods load, to install them in the database. */}}
 {{- end }}
 {{ end }}
 
-{{/* Checksums in pod templates: changed values roll the pods (chart upgrades roll them through the helm.sh/chart label). */}}
+{{/* Checksum in pod templates: changed values roll the pods (chart upgrades roll them through the helm.sh/chart label); checksum/web and checksum/scripts: _helpers-files.tpl. */}}
 {{- define "matomo.configChecksum" -}}
 {{- include "matomo.commonConfig" (dict "root" . "hook" false) | sha256sum }}
-{{- end }}
-{{- define "matomo.webChecksum" -}}
-{{- list (.Files.Get "files/matomo-init.sh") (.Files.Get "files/matomo-plugins.php") .Values.image.variant .Values.nginx.clientMaxBodySize | toJson | sha256sum }}
 {{- end }}
 

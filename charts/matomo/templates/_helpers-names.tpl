@@ -28,6 +28,7 @@ F = matomo.fullname.
 {{/* Object names. F is truncated to 50 characters so that F-<suffix> stays a valid name. */}}
 {{- define "matomo.configSecretName" -}}{{ include "matomo.fullname" . }}-config{{- end }}
 {{- define "matomo.webConfigName" -}}{{ include "matomo.fullname" . }}-web{{- end }}
+{{- define "matomo.scriptsName" -}}{{ include "matomo.fullname" . }}-scripts{{- end }}
 {{- define "matomo.hookName" -}}{{ include "matomo.fullname" . }}-hook{{- end }}
 {{/* CronJob and StatefulSet names must stay within 52 characters. */}}
 {{- define "matomo.archiverName" -}}{{ include "matomo.fullname" . | trunc 43 | trimSuffix "-" }}-archiver{{- end }}

@@ -1,0 +1,51 @@
+{{/*
+What the chart's files/ become: the web server config (ConfigMap F-web) and
+the scripts (ConfigMap F-scripts), and the checksums that roll the Matomo
+pods when they change.
+*/}}
+
+{{/*
+The web server config of image.variant, by ConfigMap key (JSON): apache
+(files/apache/: ports.conf + vhost) listening on 8080 so that it runs as
+www-data (uid 33) without privileges, or nginx (files/nginx/, rendered
+with tpl: nginx.clientMaxBodySize) in front of php-fpm on 127.0.0.1:9000.
+*/}}
+{{- define "matomo.webConfigFiles" -}}
+{{- if eq .Values.image.variant "apache" }}
+{{- dict
+      "ports.conf" (.Files.Get "files/apache/ports.conf")
+      "000-default.conf" (.Files.Get "files/apache/000-default.conf") | toJson }}
+{{- else }}
+{{- dict "default.conf" (tpl (.Files.Get "files/nginx/default.conf") .) | toJson }}
+{{- end }}
+{{- end }}
+
+{{/*
+The chart's scripts (files/, ConfigMap F-scripts) by the pods' volume that
+mounts them (JSON):
+- init: matomo-init.sh and matomo-plugins.php, run by the init container of
+  every pod with Matomo's code (serving pods, archiver, hook pod's copy-code);
+- hook: hook-matomo.sh and matomo-tables.php, run by the hook pod's Matomo
+  installer sidecar.
+*/}}
+{{- define "matomo.scripts" -}}
+{{- dict
+      "init" (list "matomo-init.sh" "matomo-plugins.php")
+      "hook" (list "hook-matomo.sh" "matomo-tables.php") | toJson }}
+{{- end }}
+
+{{/*
+Checksums in the Matomo pods' template: a changed web config or init script
+rolls them (chart upgrades roll them through the helm.sh/chart label).
+*/}}
+{{- define "matomo.webChecksum" -}}
+{{- include "matomo.webConfigFiles" . | sha256sum }}
+{{- end }}
+{{- define "matomo.scriptsChecksum" -}}
+{{- $root := . }}
+{{- $texts := list }}
+{{- range (include "matomo.scripts" . | fromJson).init }}
+{{- $texts = append $texts ($root.Files.Get (printf "files/%s" .)) }}
+{{- end }}
+{{- $texts | toJson | sha256sum }}
+{{- end }}

@@ -1,0 +1,66 @@
+"""The Matomo pods roll when what they mount from a ConfigMap changes: the
+pod template's checksum/web follows the web server config (ConfigMap F-web,
+files/apache/, files/nginx/ and their values) and checksum/scripts the scripts
+the pods run (ConfigMap F-scripts: matomo-init.sh, matomo-plugins.php); a
+change to the hook pod's scripts (hook-matomo.sh, matomo-tables.php) rolls
+nothing, since no serving pod mounts them.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from chartlib import CHART, KUBE_VERSION, run_helm
+
+
+def _annotations(helm: str, chart: Path, *extra: str) -> dict[str, str]:
+    result = run_helm(helm, "template", "matomo", str(chart), "--kube-version", KUBE_VERSION,
+                      "-s", "templates/matomo/deployment.yaml", *extra)
+    assert result.returncode == 0, result.stderr
+    ann = yaml.safe_load(result.stdout)["spec"]["template"]["metadata"]["annotations"]
+    return {k: v for k, v in ann.items() if k.startswith("checksum/")}
+
+
+@pytest.fixture()
+def chart_copy(tmp_path: Path) -> Path:
+    copy = tmp_path / "matomo"
+    shutil.copytree(CHART, copy)
+    return copy
+
+
+# (changed file, the checksum it changes with image.variant apache, with fpm)
+CHANGES = [
+    ("files/matomo-init.sh", "checksum/scripts", "checksum/scripts"),
+    ("files/matomo-plugins.php", "checksum/scripts", "checksum/scripts"),
+    ("files/apache/000-default.conf", "checksum/web", None),
+    ("files/apache/ports.conf", "checksum/web", None),
+    ("files/nginx/default.conf", None, "checksum/web"),
+    ("files/hook-matomo.sh", None, None),
+    ("files/matomo-tables.php", None, None),
+]
+
+
+@pytest.mark.parametrize("changed, apache, fpm", CHANGES, ids=[c[0] for c in CHANGES])
+@pytest.mark.parametrize("variant", ["apache", "fpm"])
+def test_a_changed_file_rolls_the_pods_that_mount_it(helm: str, chart_copy: Path, variant: str, changed: str,
+                                                        apache: str | None, fpm: str | None) -> None:
+    before = _annotations(helm, chart_copy, "--set", f"image.variant={variant}")
+    assert set(before) == {"checksum/config", "checksum/web", "checksum/scripts"}, before
+    path = chart_copy / changed
+    path.write_text(path.read_text() + "\n# changed\n")
+    after = _annotations(helm, chart_copy, "--set", f"image.variant={variant}")
+    rolls = apache if variant == "apache" else fpm
+    assert {k for k in before if before[k] != after[k]} == ({rolls} if rolls else set())
+
+
+def test_the_web_checksum_follows_the_web_config_values(helm: str) -> None:
+    before = _annotations(helm, CHART, "--set", "image.variant=fpm")
+    after = _annotations(helm, CHART, "--set", "image.variant=fpm", "--set", "nginx.clientMaxBodySize=64m")
+    assert {k for k in before if before[k] != after[k]} == {"checksum/web"}
+    apache = _annotations(helm, CHART, "--set", "image.variant=apache")
+    assert apache["checksum/web"] != before["checksum/web"]
+    assert apache["checksum/scripts"] == before["checksum/scripts"]
