@@ -1,19 +1,19 @@
-"""``matomo-hook`` console script: status, install, upgrade, roll, run, secrets."""
+"""``matomo-hook`` console script: parses the arguments, runs the command
+(commands.py) and turns its outcome into the exit code."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
 import sys
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from . import __version__, logs
-from .config import ENV_VARS, Settings, load, secrets_plan
+from .commands import COMMANDS, execute
+from .config import ENV_VARS
 from .errors import (
     EXIT_CONFIG,
     EXIT_OK,
@@ -23,11 +23,7 @@ from .errors import (
     EXIT_UNREACHABLE,
     HookError,
     StoppedError,
-    UnreachableError,
 )
-
-if TYPE_CHECKING:
-    from .database import Connection
 
 EXIT_DOC = f"""exit codes:
   {EXIT_OK}  done (also: nothing to do)
@@ -43,15 +39,6 @@ EXIT_DOC = f"""exit codes:
   1  unexpected error (a bug): the log holds a redacted traceback
 """
 
-NEEDS: dict[str, frozenset[str]] = {
-    "status": frozenset({"db"}),
-    "install": frozenset({"db", "install"}),
-    "upgrade": frozenset({"db", "upgrade"}),
-    "roll": frozenset({"roll"}),
-    "run": frozenset({"db", "install", "upgrade", "roll"}),
-    "secrets": frozenset(),
-}
-
 
 def _env_doc() -> str:
     width = max(len(n) for n, _, _ in ENV_VARS)
@@ -60,101 +47,25 @@ def _env_doc() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    epilog = _env_doc() + "\n\n" + EXIT_DOC
     parser = argparse.ArgumentParser(
         prog="matomo-hook",
         description="Install, upgrade and roll Matomo from a Helm hook Job. Safe to run any "
         "number of times; never drops or truncates a table.",
-        epilog=_env_doc() + "\n\n" + EXIT_DOC,
+        epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"matomo-hook {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    helps = {
-        "status": 'print one JSON line {"state","version_core","superusers","sites","tables"}',
-        "install": "bring an empty or partial schema to installed through the installer",
-        "upgrade": "run core:update once when the code is newer than version_core",
-        "roll": "restart the Deployment (kubectl rollout restart) and wait for it",
-        "run": "status, then install or upgrade as needed, then roll (what the Jobs run)",
-        "secrets": "create each Secret of MATOMO_HOOK_SECRETS that is absent, with random "
-        "values; never change an existing one (the pre-install Job runs it)",
-    }
-    for name, text in helps.items():
+    for name, command in COMMANDS.items():
         sub.add_parser(
             name,
-            help=text,
-            description=text,
-            epilog=_env_doc() + "\n\n" + EXIT_DOC,
+            help=command.help,
+            description=command.help,
+            epilog=epilog,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
     return parser
-
-
-def _print_state(data: dict[str, object]) -> None:
-    sys.stdout.write(json.dumps(data) + "\n")
-    sys.stdout.flush()
-
-
-def _db_sequence(settings: Settings, command: str) -> None:
-    # pymysql only for the commands that use the database (not --help, not roll)
-    import pymysql.err  # noqa: PLC0415
-
-    from . import database  # noqa: PLC0415
-
-    code = None
-    if command in ("upgrade", "run"):
-        from . import upgrade  # noqa: PLC0415
-
-        code = upgrade.code_version(settings)
-    conn = database.connect(settings.db)
-    try:
-        _locked_sequence(settings, command, conn, code)
-    except (pymysql.err.OperationalError, pymysql.err.InterfaceError) as exc:
-        raise UnreachableError(
-            f"lost the database connection to {settings.db.host}:{settings.db.port} "
-            f"during {command}: {exc}; rerun the hook (every step is safe to repeat)"
-        ) from None
-    finally:
-        conn.close()
-
-
-def _locked_sequence(
-    settings: Settings, command: str, conn: Connection, code: str | None
-) -> None:
-    if command == "status":
-        st = conn.state()
-        logs.event("status", state=st.state, step="status")
-        _print_state(st.public())
-        return
-    from . import database  # noqa: PLC0415 -- loaded by _db_sequence already
-
-    # each command imports only the module it runs (and httpx only when a step is due)
-    with conn.lock(settings.db.lock_timeout):
-        st = conn.state()
-        logs.event("status", step="status", **st.public())
-        if command in ("install", "run"):
-            from . import installer  # noqa: PLC0415
-
-            st = installer.install(settings, conn, st)
-        if command in ("upgrade", "run") and code is not None:
-            from . import upgrade  # noqa: PLC0415
-
-            st = upgrade.upgrade(settings, conn, st, code)
-        if command == "run" and st.state == database.INSTALLED:
-            from . import installer  # noqa: PLC0415
-
-            conn.assert_lock_held()
-            installer.install_plugins(settings, conn)
-    _print_state(st.public())
-
-
-def _secrets(namespace: str) -> None:
-    from . import secrets  # noqa: PLC0415 -- imports kubernetes
-
-    plan = secrets_plan()
-    outcomes = secrets.ensure(
-        namespace, plan.specs, plan.labels, plan.annotations, timeout=plan.timeout
-    )
-    _print_state({"secrets": [o.public() for o in outcomes]})
 
 
 def _stop_on_sigterm() -> None:
@@ -169,23 +80,12 @@ def _stop_on_sigterm() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    command: str = args.command
+    """Runs one command; returns its exit code (a HookError's, 1 for a bug)."""
+    command: str = build_parser().parse_args(argv).command
     log = logs.setup()
     start = time.monotonic()
     try:
-        settings = load(need=NEEDS[command])
-        logs.REDACTOR.add(*settings.secrets())
-        logs.CONTEXT["step"] = command
-        logs.event("start", step=command, version=__version__)
-        if command == "secrets":
-            _secrets(settings.namespace)
-        elif command != "roll":
-            _db_sequence(settings, command)
-        if command in ("roll", "run"):
-            from . import rollout  # noqa: PLC0415
-
-            rollout.roll(settings)
+        execute(command)
     except HookError as exc:
         logs.event(
             "error",

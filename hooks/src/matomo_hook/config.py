@@ -19,7 +19,9 @@ from .errors import ConfigError
 
 SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
-# (variable, default, meaning) -- printed by ``--help``
+# (variable, default, meaning): printed by ``--help``, and the one place a default
+# is stated. A default is the value used when the variable is unset or empty; one
+# in parentheses is no value, it says what happens instead.
 ENV_VARS: list[tuple[str, str, str]] = [
     ("MATOMO_DATABASE_HOST", "127.0.0.1", "database host"),
     ("MATOMO_DATABASE_PORT", "3306", "database port"),
@@ -59,6 +61,7 @@ ENV_VARS: list[tuple[str, str, str]] = [
     ("MATOMO_HOOK_SECRETS_TIMEOUT", "60", "seconds secrets retries a refused or failed API call"),
     ("KUBECONFIG", "", "used by roll and secrets when KUBERNETES_SERVICE_HOST is unset"),
 ]
+DEFAULTS = {name: default for name, default, _ in ENV_VARS if default and default[0] != "("}
 
 LOGIN_RE = re.compile(r"^[A-Za-z0-9_.@+-]{2,100}$")
 PREFIX_RE = re.compile(r"^[A-Za-z0-9_]{0,40}$")
@@ -190,7 +193,7 @@ def secrets_plan(env: Mapping[str, str] | None = None) -> SecretsPlan:
         specs=specs,
         labels=_string_map(doc.get("labels"), "labels"),
         annotations=_string_map(doc.get("annotations"), "annotations"),
-        timeout=e.number("MATOMO_HOOK_SECRETS_TIMEOUT", "60"),
+        timeout=e.number("MATOMO_HOOK_SECRETS_TIMEOUT"),
     )
 
 
@@ -218,11 +221,13 @@ class _Env:
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
 
-    def get(self, name: str, default: str | None = None) -> str | None:
-        value = self.env.get(name)
-        if value is None or value == "":
-            return default
-        return value
+    def get(self, name: str) -> str | None:
+        """The variable's value; unset or empty, its default (None when it has none)."""
+        return self.env.get(name) or DEFAULTS.get(name)
+
+    def value(self, name: str) -> str:
+        """The value of a variable that has a default."""
+        return self.env.get(name) or DEFAULTS[name]
 
     def required(self, name: str, what: str) -> str:
         value = self.get(name)
@@ -260,14 +265,15 @@ class _Env:
             raise ConfigError(f"{name} (or {file_var}) is not set: provide the value or a file")
         return direct
 
-    def number(self, name: str, default: str, *, integer: bool = False) -> float:
-        raw = self.get(name, default)
-        assert raw is not None
+    def number(self, name: str, *, integer: bool = False) -> float:
+        raw = self.value(name)
         try:
             value = int(raw) if integer else float(raw)
         except ValueError:
             kind = "an integer" if integer else "a number of seconds"
-            raise ConfigError(f"{name}={raw!r} is not {kind}: set it to e.g. {default}") from None
+            raise ConfigError(
+                f"{name}={raw!r} is not {kind}: set it to e.g. {DEFAULTS[name]}"
+            ) from None
         if value <= 0:
             raise ConfigError(f"{name}={raw!r} must be greater than 0")
         return value
@@ -296,10 +302,10 @@ def _http_url(name: str, value: str) -> None:
 
 
 def _database(e: _Env) -> Database:
-    host = e.get("MATOMO_DATABASE_HOST", "127.0.0.1") or "127.0.0.1"
+    host = e.value("MATOMO_DATABASE_HOST")
     if not HOSTNAME_RE.match(host):
         raise ConfigError(f"MATOMO_DATABASE_HOST={host!r} is not a host name or address")
-    port_raw = e.get("MATOMO_DATABASE_PORT", "3306") or "3306"
+    port_raw = e.value("MATOMO_DATABASE_PORT")
     if not port_raw.isdigit() or not 0 < int(port_raw) < 65536:
         raise ConfigError(
             f"MATOMO_DATABASE_PORT={port_raw!r} is not a port: use 1-65535, e.g. 3306"
@@ -313,12 +319,13 @@ def _database(e: _Env) -> Database:
     dbname = e.required("MATOMO_DATABASE_DBNAME", "the database name")
     if len(dbname) > 64 or "`" in dbname or "\x00" in dbname:
         raise ConfigError(f"MATOMO_DATABASE_DBNAME={dbname!r}: use at most 64 chars, no backtick")
-    prefix = e.env.get("MATOMO_DATABASE_TABLES_PREFIX", "matomo_")
+    # empty is a prefix too: only an unset variable takes the default
+    prefix = e.env.get("MATOMO_DATABASE_TABLES_PREFIX", DEFAULTS["MATOMO_DATABASE_TABLES_PREFIX"])
     if not PREFIX_RE.match(prefix):
         raise ConfigError(
             f"MATOMO_DATABASE_TABLES_PREFIX={prefix!r} is invalid: use at most 40 of [A-Za-z0-9_]"
         )
-    schema = e.get("MATOMO_DATABASE_SCHEMA", "Mysql") or "Mysql"
+    schema = e.value("MATOMO_DATABASE_SCHEMA")
     if schema not in ("Mysql", "Mariadb"):
         raise ConfigError(f"MATOMO_DATABASE_SCHEMA={schema!r} is invalid: use Mysql or Mariadb")
     return Database(
@@ -329,8 +336,8 @@ def _database(e: _Env) -> Database:
         dbname=dbname,
         prefix=prefix,
         schema=schema,
-        timeout=e.number("MATOMO_HOOK_DB_TIMEOUT", "300"),
-        lock_timeout=e.number("MATOMO_HOOK_LOCK_TIMEOUT", "600"),
+        timeout=e.number("MATOMO_HOOK_DB_TIMEOUT"),
+        lock_timeout=e.number("MATOMO_HOOK_LOCK_TIMEOUT"),
     )
 
 
@@ -347,7 +354,7 @@ def load(env: Mapping[str, str] | None = None, need: frozenset[str] = frozenset(
     if salt is not None:
         _ini_safe("MATOMO_SALT", salt)
 
-    installer_url = e.get("MATOMO_INSTALLER_URL", "http://127.0.0.1:8080/") or ""
+    installer_url = e.value("MATOMO_INSTALLER_URL")
     _http_url("MATOMO_INSTALLER_URL", installer_url)
     if not installer_url.endswith("/"):
         installer_url += "/"
@@ -382,8 +389,8 @@ def load(env: Mapping[str, str] | None = None, need: frozenset[str] = frozenset(
             raise ConfigError("MATOMO_SUPERUSER_EMAIL must not be anonymous@example.org")
     site_name = e.get("MATOMO_SITE_NAME")
     site_url = e.get("MATOMO_SITE_URL")
-    timezone = e.get("MATOMO_SITE_TIMEZONE", "UTC") or "UTC"
-    ecommerce = e.get("MATOMO_SITE_ECOMMERCE", "0") or "0"
+    timezone = e.value("MATOMO_SITE_TIMEZONE")
+    ecommerce = e.value("MATOMO_SITE_ECOMMERCE")
     if site_url is not None:
         _http_url("MATOMO_SITE_URL", site_url)
     if site_name is not None and len(site_name) > 90:
@@ -419,15 +426,15 @@ def load(env: Mapping[str, str] | None = None, need: frozenset[str] = frozenset(
         database=database,
         salt=salt,
         installer_url=installer_url,
-        installer_timeout=e.number("MATOMO_HOOK_INSTALLER_TIMEOUT", "300"),
-        config_file=Path(e.get("MATOMO_CONFIG_FILE", "/var/www/html/config/config.ini.php") or ""),
-        command_dir=Path(e.get("MATOMO_COMMAND_DIR", "/run/matomo-hook") or ""),
+        installer_timeout=e.number("MATOMO_HOOK_INSTALLER_TIMEOUT"),
+        config_file=Path(e.value("MATOMO_CONFIG_FILE")),
+        command_dir=Path(e.value("MATOMO_COMMAND_DIR")),
         code_version=code_version,
-        version_file=Path(e.get("MATOMO_VERSION_FILE", "/var/www/html/core/Version.php") or ""),
-        upgrade_timeout=e.number("MATOMO_HOOK_UPGRADE_TIMEOUT", "1800"),
+        version_file=Path(e.value("MATOMO_VERSION_FILE")),
+        upgrade_timeout=e.number("MATOMO_HOOK_UPGRADE_TIMEOUT"),
         superuser=superuser,
         site=site,
         namespace=namespace,
         deployment=deployment,
-        rollout_timeout=e.number("MATOMO_HOOK_ROLLOUT_TIMEOUT", "600"),
+        rollout_timeout=e.number("MATOMO_HOOK_ROLLOUT_TIMEOUT"),
     )

@@ -15,24 +15,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
 from . import logs
 from .config import Settings
 from .errors import ConfigError, UnreachableError
+from .files import write_atomic
 
 COMMANDS = ("core-update", "create-tables")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=str(path.parent))
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.chmod(tmp, 0o664)
-    os.replace(tmp, path)
 
 
 def _wait_exit(channel: Path, name: str, timeout: float, setting: str) -> tuple[int, str]:
@@ -73,7 +64,8 @@ def run(settings: Settings, name: str, timeout: float, setting: str) -> tuple[in
     for suffix in ("exit", "log"):
         with contextlib.suppress(FileNotFoundError):
             (channel / f"{name}.{suffix}").unlink()
-    _write_atomic(channel / f"{name}.request", json.dumps({"command": name, "ts": time.time()}))
+    request = json.dumps({"command": name, "ts": time.time()})
+    write_atomic(channel / f"{name}.request", request, 0o664)
     logs.event(f"{name.replace('-', '_')}_requested", step=name)
     return _wait_exit(channel, name, timeout, setting)
 

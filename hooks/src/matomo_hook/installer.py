@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from . import console, logs, matomo_config
-from .config import Settings
+from .config import Settings, Site, Superuser
 from .database import INSTALLED, Connection, State
 from .errors import RefusedError, UnreachableError
 
@@ -204,9 +204,7 @@ class Installer:
         redirect to the next step (anything else is RefusedError)."""
         self.check(step, self.request(step, "POST", form), redirect_to)
 
-    def setup_superuser(self) -> None:
-        su = self.settings.superuser
-        assert su is not None
+    def setup_superuser(self, su: Superuser) -> None:
         form = {
             "login": su.login,
             "password": su.password,
@@ -217,9 +215,7 @@ class Installer:
         }
         self.submit("setupSuperUser", form, ("action=firstWebsiteSetup",))
 
-    def first_website(self) -> None:
-        site = self.settings.site
-        assert site is not None
+    def first_website(self, site: Site) -> None:
         form = {
             "siteName": site.name,
             "url": site.url,
@@ -336,9 +332,11 @@ def _run_step(step: str, settings: Settings, inst: Installer, conn: Connection) 
     elif step == "reuseTables":
         inst.reuse_tables()
     elif step == "setupSuperUser":
-        inst.setup_superuser()
+        assert settings.superuser is not None  # config.load(need={"install"}) made sure
+        inst.setup_superuser(settings.superuser)
     elif step == "firstWebsiteSetup":
-        inst.first_website()
+        assert settings.site is not None
+        inst.first_website(settings.site)
     elif step == "finished":
         inst.finished()
 

@@ -1,4 +1,4 @@
-"""JSON-lines logging on stderr with secret redaction.
+"""JSON-lines logging on stderr with secret redaction; a command's result on stdout.
 
 Every record becomes one JSON object on one line with at least ``event``,
 ``level`` and ``ts``; callers add ``state``, ``step`` and ``duration_s``.
@@ -111,6 +111,12 @@ def setup(secrets: Iterable[str | None] = (), level: int = logging.INFO) -> logg
         handler._matomo_hook = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
     return logger
+
+
+def result(data: dict[str, Any]) -> None:
+    """Prints a command's result as one JSON line on stdout (the log is on stderr)."""
+    sys.stdout.write(json.dumps(data) + "\n")
+    sys.stdout.flush()
 
 
 def get() -> logging.Logger:

@@ -14,14 +14,12 @@ has. Nothing is copied from a serving pod.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from urllib.parse import urlsplit
 
 from . import logs
 from .config import Settings
 from .errors import ConfigError
+from .files import write_atomic
 
 
 def ini_value(value: str) -> str:
@@ -95,15 +93,9 @@ def write(settings: Settings, text: str, event: str) -> None:
             f"MATOMO_CONFIG_FILE={str(target)!r}: directory does not exist; mount the "
             "sidecar's writable config directory there"
         )
-    fd, tmp = tempfile.mkstemp(prefix=".config-", dir=str(target.parent))
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o660)
-        os.replace(tmp, target)
+        write_atomic(target, text, 0o660)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
         raise ConfigError(
             f"MATOMO_CONFIG_FILE={str(target)!r} cannot be written ({exc.strerror}): "
             "mount the sidecar's config directory writable for the hook"

@@ -1,8 +1,7 @@
 """Restarts the serving Deployment like ``kubectl rollout restart`` and waits
 like ``kubectl rollout status``, with a deadline.
 
-The kubernetes client is imported here only, and only when ``roll`` runs.
-In-cluster config when KUBERNETES_SERVICE_HOST is set, else KUBECONFIG.
+The kubernetes client comes through kube.py, only when ``roll`` runs.
 """
 
 from __future__ import annotations
@@ -11,19 +10,11 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from . import logs
+from . import kube, logs
 from .config import Settings
 from .errors import RolloutError
-from .kube import load_credentials
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
-
-
-def _api() -> Any:
-    from kubernetes import client  # noqa: PLC0415 -- lazy on purpose
-
-    load_credentials(RolloutError)
-    return client.AppsV1Api()
 
 
 def rollout_complete(dep: Any) -> tuple[bool, str]:
@@ -54,8 +45,8 @@ def roll(settings: Settings, api: Any = None, poll: float = 1.0) -> None:
     ns = settings.namespace
     assert name is not None
     start = time.monotonic()
-    apps = api if api is not None else _api()
-    from_exc = _api_exception()
+    apps = api if api is not None else kube.api("AppsV1Api", RolloutError)
+    from_exc = (*kube.api_errors(), OSError)
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     body = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
     try:
@@ -86,18 +77,6 @@ def roll(settings: Settings, api: Any = None, poll: float = 1.0) -> None:
                 f"{settings.rollout_timeout:g}s (MATOMO_HOOK_ROLLOUT_TIMEOUT): {last}"
             )
         time.sleep(poll)
-
-
-def _api_exception() -> tuple[type[BaseException], ...]:
-    try:
-        from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
-    except ImportError:  # pragma: no cover
-        return (OSError,)
-    try:
-        from urllib3.exceptions import HTTPError  # noqa: PLC0415
-    except ImportError:  # pragma: no cover
-        return (ApiException, OSError)
-    return (ApiException, HTTPError, OSError)
 
 
 def _describe(exc: BaseException, what: str) -> str:

@@ -1,7 +1,7 @@
 """``matomo-hook secrets``: create the generated Secrets once, never change them.
 
 Run by the chart's pre-install/pre-upgrade Job ``F-secrets``. For each Secret
-named in ``MATOMO_HOOK_SECRETS`` (see :func:`matomo_hook.config.secret_specs`):
+named in ``MATOMO_HOOK_SECRETS`` (see :func:`matomo_hook.config.secrets_plan`):
 GET it; when it is absent, CREATE it with a random alphanumeric value of the
 given length for each key (alphanumeric, so ``config.ini.php`` can hold it).
 A Secret that exists is left exactly as it is; one that exists without a key
@@ -9,7 +9,7 @@ it should hold is refused (a person decides), never patched. A 409 on create
 (another run created it meanwhile) is success once a re-GET finds the keys.
 
 Only ``create`` and ``get`` are used, so the Job's Role needs nothing else.
-The kubernetes client is imported here only, and only when ``secrets`` runs.
+The kubernetes client comes through kube.py, only when ``secrets`` runs.
 Values are never logged, not even redacted: only names and key names are.
 """
 
@@ -22,10 +22,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from . import logs
-from .config import SecretSpec
+from . import kube, logs
+from .config import SecretSpec, secrets_plan
 from .errors import RefusedError, UnreachableError
-from .kube import load_credentials
 
 ALPHABET = string.ascii_letters + string.digits
 
@@ -43,20 +42,6 @@ def generate(length: int) -> str:
     return "".join(random.choice(ALPHABET) for _ in range(length))
 
 
-def _api() -> Any:
-    from kubernetes import client  # noqa: PLC0415 -- lazy on purpose
-
-    load_credentials(UnreachableError)
-    return client.CoreV1Api()
-
-
-def _api_errors() -> tuple[type[BaseException], type[BaseException]]:
-    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
-    from urllib3.exceptions import HTTPError  # noqa: PLC0415
-
-    return ApiException, HTTPError
-
-
 def _fail(exc: BaseException, verb: str, namespace: str, name: str) -> UnreachableError:
     status = getattr(exc, "status", None)
     where = f"{verb} Secret {namespace}/{name}"
@@ -71,7 +56,7 @@ def _fail(exc: BaseException, verb: str, namespace: str, name: str) -> Unreachab
 
 
 def _read(api: Any, namespace: str, name: str) -> Any | None:
-    api_exc, http_exc = _api_errors()
+    api_exc, http_exc = kube.api_errors()
     try:
         return api.read_namespaced_secret(name, namespace)
     except api_exc as exc:
@@ -111,7 +96,7 @@ def ensure_one(
         "metadata": {"name": spec.name, "labels": labels, "annotations": annotations},
         "data": data,
     }
-    api_exc, http_exc = _api_errors()
+    api_exc, http_exc = kube.api_errors()
     try:
         api.create_namespaced_secret(namespace, body)
     except api_exc as exc:
@@ -138,14 +123,14 @@ def ensure(
     labels: dict[str, str],
     annotations: dict[str, str],
     *,
-    timeout: float = 60.0,
+    timeout: float,
     api: Any = None,
     poll: float = 1.0,
 ) -> list[Outcome]:
     """Ensures each Secret in turn. An API call that fails or is refused (RBAC
     objects applied in the same batch may not be visible yet) is retried until
     ``timeout`` seconds have passed; a Secret missing a key is refused at once."""
-    core = api if api is not None else _api()
+    core = api if api is not None else kube.api("CoreV1Api", UnreachableError)
     start = time.monotonic()
     outcomes = []
     for spec in specs:
@@ -170,3 +155,11 @@ def ensure(
         )
         outcomes.append(outcome)
     return outcomes
+
+
+def create_absent(namespace: str) -> None:
+    """The ``secrets`` command: ensures each Secret of MATOMO_HOOK_SECRETS in
+    `namespace`, then prints what became of each as one JSON line."""
+    plan = secrets_plan()
+    outcomes = ensure(namespace, plan.specs, plan.labels, plan.annotations, timeout=plan.timeout)
+    logs.result({"secrets": [o.public() for o in outcomes]})
