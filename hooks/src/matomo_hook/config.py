@@ -308,7 +308,8 @@ def _database(e: _Env) -> Database:
     port_raw = e.value("MATOMO_DATABASE_PORT")
     if not port_raw.isdigit() or not 0 < int(port_raw) < 65536:
         raise ConfigError(
-            f"MATOMO_DATABASE_PORT={port_raw!r} is not a port: use 1-65535, e.g. 3306"
+            f"MATOMO_DATABASE_PORT={port_raw!r} is not a port: use 1-65535, e.g. "
+            + DEFAULTS["MATOMO_DATABASE_PORT"]
         )
     username = e.required("MATOMO_DATABASE_USERNAME", "the database user name")
     # The chart renders an empty password for Cloud SQL IAM authentication
