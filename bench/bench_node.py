@@ -6,7 +6,8 @@ on a real kubelet + containerd, Matomo 5.1.2 and 5.0.3 images built locally)
 write their figures to NODE_BENCH_OUT):
   - helm install --wait (values/local.yaml) and, from the same start, the first
     tracking request stored (Live.getLastVisitsDetails shows it);
-  - the hook Job's own duration (status.startTime -> completionTime, 1 s resolution);
+  - the hook Job's own duration (status.startTime -> completionTime, 1 s resolution),
+    and from the `hook` container's exit to the Job's completion (the sidecar's stop);
   - helm upgrade --wait from 5.0.3 to 5.1.2 (image.tag), core:update included;
   - a serving pod's start: creation -> Ready, the init container's run, and the
     same code copy (`cp -R /usr/src/matomo/. <emptyDir>`) timed inside the pod.
@@ -31,6 +32,7 @@ METRICS = [
     ("helm_install_wait_s", "helm install --wait, values/local.yaml (s)"),
     ("install_to_first_stored_hit_s", "helm install -> first tracking request stored (s)"),
     ("hook_job_install_s", "hook Job of the install: start -> complete (s)"),
+    ("hook_exit_to_job_complete_s", "hook container exit -> Job complete (s, 1 s resolution; sidecar stop)"),
     ("helm_upgrade_503_to_512_s", "helm upgrade --wait 5.0.3 -> 5.1.2, core:update included (s)"),
     ("serving_pod_created_to_ready_s", "serving pod: created -> Ready (s, 1 s resolution)"),
     ("init_container_run_s", "init container (copy + config): start -> exit (s, 1 s resolution)"),
