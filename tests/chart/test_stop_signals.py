@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 import yaml
 from chartlib import CHART, KUBE_VERSION, run_helm
+from fixtures.mariadb import free_port
 
 SIGNALS = ["SIGWINCH", "SIGQUIT", "SIGTERM", "SIGINT", "SIGHUP"]
 STOP_WITHIN_S = 5.0
@@ -73,12 +74,6 @@ def slow_command(bindir: Path, name: str) -> None:
     f = bindir / name
     f.write_text("#!/bin/sh\nexec sleep 60\n")
     f.chmod(0o755)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def child_pid(parent: int, timeout: float = 5) -> int:
@@ -149,26 +144,23 @@ def test_hook_sidecar_stops_with_its_php_server(helm: str, pid1: list[str], tmp_
     assert not serving(), "PHP's server outlived the sidecar"
 
 
-@pytest.mark.parametrize("signame", SIGNALS)
-def test_archiver_stops_its_console_command(helm: str, pid1: list[str], tmp_path: Path, signame: str) -> None:
-    c = container(rendered(helm), "CronJob", "archiver")
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    slow_command(bindir, "php")
-    env = {"PATH": f"{bindir}:{os.environ['PATH']}", "MATOMO_URL": "http://matomo.example.org/"}
-    proc = subprocess.Popen([*pid1, *c["command"]], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    pid = child_pid(proc.pid)
-    rc, _ = stop(proc, signame, lambda: children_of(pid))
-    assert rc == 143
+# (kind, container, the slow command it runs, env): scripts whose work runs in a child
+CHILD_RUNNERS = {
+    "archiver": ("CronJob", "archiver", "php", {"MATOMO_URL": "http://matomo.example.org/"}),
+    "helm-test": ("Pod", "check", "curl", {}),
+}
 
 
 @pytest.mark.parametrize("signame", SIGNALS)
-def test_helm_test_pod_stops(helm: str, pid1: list[str], tmp_path: Path, signame: str) -> None:
-    c = container(rendered(helm), "Pod", "check")
+@pytest.mark.parametrize("which", sorted(CHILD_RUNNERS))
+def test_script_stops_its_running_command(helm: str, pid1: list[str], tmp_path: Path, which: str,
+                                          signame: str) -> None:
+    kind, name, slow, extra_env = CHILD_RUNNERS[which]
+    c = container(rendered(helm), kind, name)
     bindir = tmp_path / "bin"
     bindir.mkdir()
-    slow_command(bindir, "curl")
-    env = {"PATH": f"{bindir}:{os.environ['PATH']}"}
+    slow_command(bindir, slow)
+    env = {"PATH": f"{bindir}:{os.environ['PATH']}", **extra_env}
     proc = subprocess.Popen([*pid1, *c["command"]], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     pid = child_pid(proc.pid)
     rc, _ = stop(proc, signame, lambda: children_of(pid))
