@@ -49,3 +49,20 @@ def test_upgrade_5_0_3_to_5_1_2_runs_core_update_once_and_keeps_data(release: Re
     assert again.exit_code == 0, again.explain()
     assert [e for e in iter_events(again.log) if e.get("event") == "core_update_requested"] == []
     assert release.checksums() == before
+
+
+def test_helm_upgrade_back_to_5_0_3_is_refused_and_changes_nothing(release: Release) -> None:
+    """The way back without a backup: the post-upgrade hook pod of a 5.0.3 release on a 5.1.2
+    database exits 4 naming both versions and the ways out; not a row or a table changes."""
+    release.helm_apply("5.1.2", "--set", "database.schema=Mysql")
+    assert release.run_hook().exit_code == 0
+    before = release.checksums()
+
+    release.helm_apply("5.0.3", "--set", "database.schema=Mysql")
+    back = release.run_hook()
+    assert back.exit_code == 4, back.explain()
+    error = [e for e in back.events() if e["event"] == "error"][-1]["error"]
+    assert "Matomo 5.1.2" in error and "Matomo 5.0.3" in error and "restore" in error, error
+    assert "running core:update" not in back.pod.logs("matomo-installer")
+    assert release.checksums() == before
+    assert release.option("version_core") == "5.1.2"

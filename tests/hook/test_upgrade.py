@@ -174,3 +174,25 @@ def test_sidecar_copies_code_when_missing_and_stops_on_sigterm(tmp_path: Path) -
     assert "copying the Matomo code" in err
     with pytest.raises(httpx.TransportError):
         httpx.get(f"http://127.0.0.1:{port}/index.php", timeout=2)
+
+
+def test_code_older_than_the_database_is_refused_naming_both_versions(
+    sidecar: tuple[Path, str, Path, Path], mariadb: MariaDB, mariadb_database: str
+) -> None:
+    """A helm upgrade (or rollback) to an older Matomo: exit 4 before anything runs, the
+    message names both versions and the two ways out; no console command, no row changed."""
+    from .conftest import checksums
+
+    root, url, channel, record = sidecar
+    env = base_env(mariadb, mariadb_database, root, url, channel)
+    assert run_hook(env, "install").returncode == 0
+    before = checksums(mariadb, mariadb_database)
+    set_code_version(root, "5.0.3")
+    for command in ("upgrade", "run"):
+        res = run_hook({**env, "MATOMO_HOOK_DEPLOYMENT": "matomo"}, command)
+        assert res.returncode == 4, res.stderr
+        error = res.events()[-1]["error"]
+        assert "Matomo 5.1.2" in error and "Matomo 5.0.3" in error, error
+        assert "helm upgrade with image.tag 5.1.2 or newer" in error and "restore" in error, error
+    assert console_calls(record) == []
+    assert checksums(mariadb, mariadb_database) == before

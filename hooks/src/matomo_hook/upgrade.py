@@ -50,21 +50,29 @@ def needs_update(st: State, code: str) -> bool:
     return version_key(code) > version_key(st.version_core)
 
 
+def downgrade_refusal(database: str, code: str) -> str:
+    """What a person reads when the code is older than the schema: Matomo has no
+    schema downgrade, and its older code on a newer schema answers 500."""
+    return (
+        f"the database is at Matomo {database} (version_core) but this release runs Matomo "
+        f"{code}: Matomo cannot downgrade a schema, and older code on a newer schema fails. "
+        f"Either go forward again (helm upgrade with image.tag {database} or newer, or helm "
+        f"rollback to the revision that ran it), or go back with the data as it was: restore "
+        f"the database from the backup taken before the upgrade to {database}, then run this "
+        "release again"
+    )
+
+
 def upgrade(settings: Settings, conn: Connection, st: State, code: str) -> State:
-    """Runs core:update once when the code is newer than version_core."""
+    """Runs core:update once when the code is newer than version_core; refuses code
+    older than version_core (RefusedError, before anything is written)."""
     if st.version_core is None:
         logs.event("upgrade_skipped", state=st.state, step="upgrade", reason="no version_core")
         return st
+    if version_key(code) < version_key(st.version_core):
+        raise RefusedError(downgrade_refusal(st.version_core, code))
     if not needs_update(st, code):
-        if version_key(code) < version_key(st.version_core):
-            logs.event(
-                "upgrade_skipped",
-                state=st.state,
-                step="upgrade",
-                reason=f"database {st.version_core} is newer than code {code}",
-            )
-        else:
-            logs.event("upgrade_skipped", state=st.state, step="upgrade", reason="up to date")
+        logs.event("upgrade_skipped", state=st.state, step="upgrade", reason="up to date")
         return st
     start = time.monotonic()
     logs.event(
