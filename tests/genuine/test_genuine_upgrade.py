@@ -5,6 +5,9 @@ give Matomo's console the password, the salt and the database's plugins
 
 from __future__ import annotations
 
+import pytest
+
+from fixtures.podrun import PodError
 from genuinelib import Release, api, iter_events, login_token, track
 
 
@@ -53,9 +56,14 @@ def test_upgrade_5_0_3_to_5_1_2_runs_core_update_once_and_keeps_data(release: Re
 
 def test_helm_upgrade_back_to_5_0_3_is_refused_and_changes_nothing(release: Release) -> None:
     """The way back without a backup: the post-upgrade hook pod of a 5.0.3 release on a 5.1.2
-    database exits 4 naming both versions and the ways out; not a row or a table changes."""
+    database exits 4 naming both versions and the ways out; a serving pod and an archiver run of
+    that release do not start (their init container refuses, with the same message), so a rollout
+    to it stops and the previous pods keep serving; not a row or a table changes."""
     release.helm_apply("5.1.2", "--set", "database.schema=Mysql")
     assert release.run_hook().exit_code == 0
+    serving = release.serving_pod()
+    assert track(serving, 1) == [204]
+    serving.stop()
     before = release.checksums()
 
     release.helm_apply("5.0.3", "--set", "database.schema=Mysql")
@@ -64,5 +72,12 @@ def test_helm_upgrade_back_to_5_0_3_is_refused_and_changes_nothing(release: Rele
     error = [e for e in back.events() if e["event"] == "error"][-1]["error"]
     assert "Matomo 5.1.2" in error and "Matomo 5.0.3" in error and "restore" in error, error
     assert "running core:update" not in back.pod.logs("matomo-installer")
+
+    with pytest.raises(PodError, match="init container matomo-init exited 1") as refused:
+        release.serving_pod()
+    assert "Matomo 5.1.2 (version_core) but this release runs Matomo 5.0.3" in str(refused.value)
+    spec = release.cronjob()["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    with pytest.raises(PodError, match="init container matomo-init exited 1"):
+        release.pod("archiver", spec).run_to_completion(120)
     assert release.checksums() == before
     assert release.option("version_core") == "5.1.2"

@@ -4,17 +4,29 @@ One release (values/local.yaml, embedded MariaDB) installed with
 image.tag=5.0.3-apache, a visit tracked, then `helm upgrade --set
 image.tag=5.1.2-apache`: one hook Job runs core:update, the data is kept, the
 serving pods end on the new code. (Values changes, rollback, uninstall and
-reinstall: test_node_local.py.)
+reinstall: test_node_local.py.) Then `helm rollback` across the upgrade:
+the older pods refuse to start, the upgraded ones keep serving.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import Iterator
 
 import pytest
-from nodelib import Context, Prestarted, Release, assert_hook_pod_stopped_at_once, prestart, steps_of, succeeded
+from clusterlib import F
+from nodelib import (
+    Context,
+    Prestarted,
+    Release,
+    assert_hook_pod_stopped_at_once,
+    prestart,
+    steps_of,
+    succeeded,
+    wait_until,
+)
 from test_node_local import record_bench
 
 OLD, NEW = "5.0.3", "5.1.2"
@@ -76,3 +88,42 @@ def test_upgrade_to_new_release_runs_core_update_once(step: Release) -> None:
     assert len(m.visits_with(step.url)) == 1  # type: ignore[attr-defined]
     page = m.request("GET", "/index.php")
     assert "Database Upgrade Required" not in page.text and "CoreUpdater" not in "".join(page.header("Location"))
+
+
+def test_rollback_across_the_upgrade_stops_and_old_pods_keep_serving(step: Release) -> None:
+    """`helm rollback` to the 5.0.3 revision after core:update ran (README, "Upgrades, rollbacks"):
+    no hook runs; the Deployment's new pods (5.0.3 code) do not start, their matomo-init refusing
+    with both versions, so the rollout stops while the 5.1.2 pods keep serving, the schema
+    untouched; rolling forward again (`helm rollback` to the upgrade's revision) heals it."""
+    history = step.run_helm("history", F, "-n", step.namespace, "-o", "json")
+    revisions = json.loads(history.stdout)
+    first, upgraded = revisions[0]["revision"], revisions[-1]["revision"]
+    m = step.matomo()
+    m.token = step.token  # type: ignore[attr-defined]
+    step.run_helm("rollback", F, str(first), "-n", step.namespace)  # no --wait: the rollout must stop
+
+    def refused() -> str | None:
+        for pod in step.serving_pods():
+            if {c["image"] for c in pod["spec"]["containers"]} != {f"matomo:{OLD}-apache"}:
+                continue
+            for c in pod["status"].get("initContainerStatuses", []):
+                term = (c.get("state") or {}).get("terminated") or (c.get("lastState") or {}).get("terminated") or {}
+                if c["name"] == "matomo-init" and term.get("exitCode") == 1:
+                    return str(pod["metadata"]["name"])
+        return None
+
+    pod = wait_until(refused, 120, "a 5.0.3 pod whose matomo-init refuses the 5.1.2 database")
+    log = step.kubectl("logs", pod, "-c", "matomo-init", "--previous", check=False).stdout + \
+        step.kubectl("logs", pod, "-c", "matomo-init", check=False).stdout
+    assert f"Matomo {NEW} (version_core) but this release runs Matomo {OLD}" in log, log
+    # the previous ReplicaSet keeps serving, on the schema as it was
+    assert m.api("API.getMatomoVersion")["value"] == NEW
+    assert version_core(step) == NEW
+    assert len(m.visits_with(step.url)) == 1  # type: ignore[attr-defined]
+
+    step.run_helm("rollback", F, str(upgraded), "-n", step.namespace, "--wait", "--timeout", "5m")
+    wait_until(lambda: serving_images(step) == {f"matomo:{NEW}-apache"} and step.available(), 180,
+               "the Deployment back on 5.1.2")
+    m = step.matomo()
+    m.token = step.token  # type: ignore[attr-defined]
+    assert m.api("API.getMatomoVersion")["value"] == NEW

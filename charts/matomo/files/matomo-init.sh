@@ -15,6 +15,8 @@
 #    a copy mounted in this container, copied into config/ for that listing);
 #    the local file wins key by key and stays writable and per pod (Matomo
 #    rewrites it when a plugin is activated).
+# 3. Then (same condition) refuses to start Matomo code older than the
+#    database's version_core (matomo-version-check.php says why and how out).
 #
 # A value holding a newline or "${" cannot be written into config.ini.php:
 # the script refuses it (exit 1) and names the variable. A double quote and a
@@ -112,5 +114,11 @@ if [ "$write_config" = "1" ]; then
     } > "$tmp"
     mv -f "$tmp" "$config"
     log "wrote $config (password and salt from the environment, $(printf '%s\n' "$plugins" | wc -l) plugins)"
+    # Older code on a newer schema fails: such a pod must not start, so that its
+    # rollout stops and the pods of the previous ReplicaSet keep serving.
+    if ! "${PHP_BIN:-php}" "$(dirname "$0")/matomo-version-check.php" "$dst"; then
+        log "this Matomo is older than the database (see above): the pod does not start"
+        exit 1
+    fi
 fi
 log "done"

@@ -30,7 +30,7 @@ mounts them (JSON):
 */}}
 {{- define "matomo.scripts" -}}
 {{- dict
-      "init" (list "matomo-init.sh" "matomo-plugins.php")
+      "init" (list "matomo-init.sh" "matomo-plugins.php" "matomo-version-check.php")
       "hook" (list "hook-matomo.sh" "matomo-tables.php") | toJson }}
 {{- end }}
 

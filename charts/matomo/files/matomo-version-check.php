@@ -1,0 +1,68 @@
+<?php
+// Chart matomo, files/matomo-version-check.php: run by matomo-init.sh in every
+// Matomo pod that serves or archives, once the pod's config is written. Exits 1,
+// with the same message as the hook's refusal, when the database's
+// version_core is newer than this image's Matomo: Matomo has no schema
+// downgrade, and older code on a newer schema answers HTTP 500. A pod that
+// fails here stops its rollout (a `helm rollback` or `helm upgrade` to an older
+// image.tag), and the previous ReplicaSet keeps serving.
+//
+// Anything else lets the pod start (exit 0, one line on stderr): no database
+// reachable yet (a first install, the database starting), no Matomo tables yet,
+// the same or an older version_core (the hook's core:update is then due).
+// The database password is never printed.
+$root = rtrim($argv[1] ?? '/var/www/html', '/');
+$say = function (string $text): void {
+    fwrite(STDERR, "matomo-version-check: $text\n");
+};
+if (!preg_match("/const\s+VERSION\s*=\s*'([^']+)'/", (string) @file_get_contents("$root/core/Version.php"), $m)) {
+    $say("no Matomo code in $root");
+    exit(1);
+}
+$code = $m[1];
+
+// The settings as Matomo reads them: the managed common config, then the local one.
+$ini = [];
+foreach (['common.config.ini.php', 'config.ini.php'] as $name) {
+    $parsed = @parse_ini_file("$root/config/$name", true);
+    if (is_array($parsed)) {
+        $ini = array_replace_recursive($ini, $parsed);
+    }
+}
+$db = $ini['database'] ?? [];
+if (empty($db['host']) || empty($db['dbname'])) {
+    $say("no [database] host and dbname in the config: check skipped");
+    exit(0);
+}
+$dsn = sprintf('mysql:host=%s;port=%d;dbname=%s;charset=utf8mb4', $db['host'], (int) ($db['port'] ?? 3306), $db['dbname']);
+try {
+    $pdo = new PDO($dsn, (string) ($db['username'] ?? ''), (string) ($db['password'] ?? ''), [
+        PDO::ATTR_TIMEOUT => 5,
+        PDO::ATTR_ERRMODE => PDO::ERRMODE_EXCEPTION,
+    ]);
+} catch (PDOException $e) {
+    // Only the error code: PDO's message can quote the DSN, never the password, but stays short.
+    $say("the database is not reachable yet (code {$e->getCode()}): check skipped");
+    exit(0);
+}
+$prefix = preg_replace('/[^A-Za-z0-9_]/', '', (string) ($db['tables_prefix'] ?? 'matomo_'));
+try {
+    $stmt = $pdo->query("SELECT option_value FROM `{$prefix}option` WHERE option_name = 'version_core'");
+    $database = $stmt === false ? false : $stmt->fetchColumn();
+} catch (PDOException $e) {
+    $say("no Matomo tables yet: check skipped");
+    exit(0);
+}
+if ($database === false || $database === null || $database === '') {
+    $say("Matomo is not installed yet: check skipped");
+    exit(0);
+}
+if (version_compare($code, (string) $database, '<')) {
+    $say("the database is at Matomo $database (version_core) but this release runs Matomo $code: "
+        . "Matomo cannot downgrade a schema, and older code on a newer schema fails. Either go forward "
+        . "again (helm upgrade with image.tag $database or newer, or helm rollback to the revision that "
+        . "ran it), or go back with the data as it was: restore the database from the backup taken "
+        . "before the upgrade to $database, then run this release again");
+    exit(1);
+}
+$say("code $code, database $database: ok");
