@@ -45,6 +45,19 @@ def pid1() -> list[str]:
     return [unshare, "--pid", "--fork"]
 
 
+def default_signals() -> None:
+    """In the child before exec: every stop signal at its default disposition, as a container
+    runtime starts PID 1. A signal ignored on entry (a CI runner started in the background or under
+    nohup ignores INT, QUIT, HUP) stays ignored across exec, and a shell cannot trap it."""
+    for name in SIGNALS:
+        signal.signal(getattr(signal, name), signal.SIG_DFL)
+
+
+def start_pid1(pid1: list[str], command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([*pid1, *command], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=default_signals)  # noqa: PLW1509 (no threads started here)
+
+
 def rendered(helm: str, *sets: str) -> list[dict[str, Any]]:
     args = ["template", "matomo", str(CHART), "--kube-version", KUBE_VERSION, "--set", "archiver.enabled=true"]
     for s in sets:
@@ -132,8 +145,7 @@ def test_hook_sidecar_stops_with_its_php_server(helm: str, pid1: list[str], tmp_
            "PATH": os.environ["PATH"], "PHP_BIN": php, "MATOMO_LISTEN": f"127.0.0.1:{port}",
            "MATOMO_CODE_DIR": str(code), "MATOMO_COMMAND_DIR": str(tmp_path / "channel")}
     script = CHART / "files" / "hook-matomo.sh"
-    proc = subprocess.Popen([*pid1, "/bin/sh", str(script)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = start_pid1(pid1, ["/bin/sh", str(script)], env)
 
     def serving() -> bool:
         with socket.socket() as s:
@@ -161,7 +173,7 @@ def test_script_stops_its_running_command(helm: str, pid1: list[str], tmp_path: 
     bindir.mkdir()
     slow_command(bindir, slow)
     env = {"PATH": f"{bindir}:{os.environ['PATH']}", **extra_env}
-    proc = subprocess.Popen([*pid1, *c["command"]], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = start_pid1(pid1, c["command"], env)
     pid = child_pid(proc.pid)
     rc, _ = stop(proc, signame, lambda: children_of(pid))
     assert rc == 143

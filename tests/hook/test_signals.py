@@ -26,8 +26,11 @@ def test_sigterm_stops_the_hook_as_pid_1(hook_env: dict[str, str]) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**hook_env, "MATOMO_DATABASE_PORT": str(port), "MATOMO_HOOK_DB_TIMEOUT": "60"}
+    # TERM at its default disposition, as a container runtime starts PID 1 (a runner under nohup or
+    # in the background may ignore some signals, and an ignored one stays ignored across exec)
     proc = subprocess.Popen([unshare, "--pid", "--fork", *hook_command(), "status"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))  # noqa: PLW1509
     deadline = time.monotonic() + 30
     pid = 0
     while not pid:
