@@ -1,4 +1,4 @@
-"""Against genuine Matomo (../shared/matomo, tests/fixtures/matomo_release.py):
+"""Against genuine Matomo (../shared/matomo, tests/harness/matomo_release.py):
 
 1. Install: ``matomo-hook install`` on an empty database, driving genuine
    Matomo 5.1.2 served by the chart's own sidecar script (hook-matomo.sh: PHP's
@@ -23,14 +23,12 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, Section, Stat, Target, main_for, run_proc  # noqa: E402
+from common import ROOT, Section, Stat, Target, main_for, run_proc
 
 INSTALL_LIMIT = 1.06
 UPDATE_LIMIT = 1.10
@@ -81,7 +79,7 @@ def hook_events(stderr: str) -> list[dict[str, Any]]:
 def hook_install(st: Any, tree: Path, name: str, database: str, schema: str = "Mariadb") -> tuple[float, Any]:
     """`matomo-hook install` of `database` through hook-matomo.sh serving a fresh copy of `tree`."""
     import benchenv
-    from hook.conftest import base_env  # noqa: PLC0415
+    from harness.hookrun import base_env  # noqa: PLC0415
 
     base = st.tmp / name
     root = code_copy(tree, base / "html")
@@ -178,7 +176,7 @@ def prepare_503(st: Any, tree: Path) -> str:
 
 def one_update(st: Any, tree: Path, source: str, n: int) -> dict[str, float]:
     import benchenv
-    from hook.conftest import base_env  # noqa: PLC0415
+    from harness.hookrun import base_env  # noqa: PLC0415
 
     base = st.tmp / f"genuine-update-{n}"
     out: dict[str, float] = {}
@@ -233,7 +231,7 @@ def _direct(root: Path) -> tuple[float, subprocess.CompletedProcess[str]]:
 
 def run(repeat: int) -> Section:
     import benchenv
-    from fixtures.matomo_release import release_tree  # noqa: PLC0415
+    from harness.matomo_release import release_tree  # noqa: PLC0415
 
     section = Section("Against genuine Matomo: install overhead and core:update through the channel",
                       ["measure", "median (min-max)"])

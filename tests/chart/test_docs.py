@@ -156,7 +156,7 @@ def test_timezones_are_zone_tab_utc_and_matomos_offsets() -> None:
 
 @pytest.fixture(scope="module")
 def matomo_src() -> Path:
-    from fixtures.matomo_release import ReleaseMissing, release_tree
+    from harness.matomo_release import ReleaseMissing, release_tree
 
     try:
         return release_tree("5.1.2")

@@ -1,4 +1,4 @@
-"""Fault-injection suite: fixtures built on the shared ones (tests/fixtures/hookrun.py
+"""Fault-injection suite: fixtures built on the shared ones (tests/harness/hookrun.py
 and the MariaDB fixture), plus the TCP fault proxy in front of the database."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from fixtures.hookrun import hook_env, matomo_root, standin  # noqa: F401  (fixtures)
-from fixtures.mariadb import MariaDB
+from harness.hookrun import hook_env, matomo_root, standin  # noqa: F401  (fixtures)
+from harness.mariadb import MariaDB
 
 from .tcpproxy import TcpProxy
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fixtures.mariadb import MariaDB
-from fixtures.hookrun import SECRET_SALT, SUPERUSER_PASSWORD, Result, hook_command, run_hook
+from harness.mariadb import MariaDB
+from harness.hookrun import SECRET_SALT, SUPERUSER_PASSWORD, Result, hook_command, run_hook
 
 from .tcpproxy import wait_for
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.mariadb import MariaDB
-from standin.server import StandIn
+from harness.mariadb import MariaDB
+from harness.standin.server import StandIn
 
 from .faultlib import (
     EXIT_OK,
@@ -166,7 +166,7 @@ def test_every_connection_cut_while_step_runs(
     done), every database connection through the proxy is cut, including the
     hook's own, which holds the advisory lock. after: the hook ends with 0 or 3
     (it notices at its next query), never 1; a second run finishes."""
-    from standin.server import Faults
+    from harness.standin.server import Faults
 
     from .faultlib import Running
 
@@ -209,7 +209,7 @@ def test_lock_lost_mid_install_second_hook_enters(
     is cut while the installer holds A's setupSuperUser answer; hook B starts
     meanwhile, takes the lock and finishes. Then A gets its answer and goes on.
     after: one superuser, one site, installed; A ends with 0 or 3, B with 0."""
-    from standin.server import Faults
+    from harness.standin.server import Faults
 
     from .faultlib import Running
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fixtures.mariadb import MariaDB, free_port
+from harness.mariadb import MariaDB, free_port
 from matomo_hook import config as hook_config
 from matomo_hook import installer
 from matomo_hook.matomo_config import write_seed
-from standin.server import Faults, StandIn
+from harness.standin.server import Faults, StandIn
 
 from .conftest import (
     SECRET_SALT,
@@ -131,7 +131,7 @@ def test_interrupted_table_creation_is_finished_keeping_every_table(
     by the database going away. The hook has the sidecar create the missing tables
     (console channel, create-tables), keeps the existing ones and their rows, and
     walks the rest of the installer."""
-    from standin import schema
+    from harness.standin import schema
 
     sql(mariadb, mariadb_database,
         *[schema.create_sql("matomo_", n, schema.CORE[n]) for n in ("user", "access", "site")],
@@ -154,7 +154,7 @@ def test_interrupted_install_with_a_superuser_is_refused_untouched(
     """Missing core tables and no version_core, but a superuser: not the
     installer's own interrupted work; the hook touches nothing and says what a
     person must do."""
-    from standin import schema
+    from harness.standin import schema
 
     sql(mariadb, mariadb_database,
         *[schema.create_sql("matomo_", n, schema.CORE[n]) for n in ("user", "access", "site")],

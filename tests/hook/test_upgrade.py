@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fixtures.hookrun import stop_sidecar
-from fixtures.mariadb import MariaDB, free_port
+from harness.hookrun import stop_sidecar
+from harness.mariadb import MariaDB, free_port
 
 from .conftest import REPO, TESTS, base_env, make_matomo_root, run_hook, set_code_version
 
@@ -36,7 +36,7 @@ def sidecar(tmp_path: Path) -> Iterator[tuple[Path, str, Path, Path]]:
         "MATOMO_COMMAND_DIR": str(channel),
         "MATOMO_SERVER_CMD": f"{sys.executable} -m standin.server --listen 127.0.0.1:{port} "
         f"--root {root}",
-        "MATOMO_CONSOLE_CMD": f"{sys.executable} -m standin.console",
+        "MATOMO_CONSOLE_CMD": f"{sys.executable} -m harness.standin.console",
         "MATOMO_POLL_SECONDS": "0.1",
         "STANDIN_CONSOLE_RECORD": str(record),
     }

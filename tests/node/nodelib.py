@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clusterlib import CHART, F, Helm, HelmError, Recorder, deployment_available, job_succeeded
+from harness.helm import CHART, F, Helm, HelmError, Recorder, deployment_available, job_succeeded
 
-from fixtures.node import Node, Response
+from harness.node import Node, Response
 
 REPO = Path(__file__).resolve().parents[2]
 NODE_VALUES = Path(__file__).resolve().parent / "values-node.yaml"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from clusterlib import F
+from harness.helm import F
 from nodelib import (
     NODE_VALUES,
     REPO,
@@ -29,7 +29,7 @@ from nodelib import (
 )
 from test_node_local import helm_test
 
-from fixtures.node import image_builder
+from harness.node import image_builder
 
 MARIADB = image_builder.MARIADB
 

@@ -1,4 +1,4 @@
-"""Helpers for tests/cluster: helm against the real control plane (tests/fixtures/controlplane.py)."""
+"""Helpers for tests/cluster: helm against the real control plane (tests/harness/controlplane.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import itertools
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,8 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fixtures.controlplane import ApiError, ControlPlane  # noqa: E402
+from harness.controlplane import ApiError, ControlPlane
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "matomo"
@@ -26,7 +24,7 @@ RELEASE = "matomo"  # contains "matomo", so F (matomo.fullname) == RELEASE
 F = RELEASE
 HELM_TIMEOUT = os.environ.get("CLUSTER_TEST_HELM_TIMEOUT", "5m")
 # kwok runs no container: the pods of the Job F-secrets carry this annotation so
-# that tests/fixtures/localexec.py runs `matomo-hook secrets` for them, as a
+# that tests/harness/localexec.py runs `matomo-hook secrets` for them, as a
 # local process with the pod's ServiceAccount token (the session fixture
 # `local_exec` of conftest.py).
 LOCAL_EXEC = ["--set-string", "hook.secrets.podAnnotations.matomo-k8s\\.test/exec=local"]
