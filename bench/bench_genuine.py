@@ -29,6 +29,7 @@ from typing import Any
 
 
 from common import ROOT, Section, Stat, Target, main_for, run_proc
+from harness.basics import free_port
 
 INSTALL_LIMIT = 1.06
 UPDATE_LIMIT = 1.10
@@ -36,11 +37,6 @@ POLL_SECONDS = 0.5  # hook-matomo.sh's default MATOMO_POLL_SECONDS
 SIDECAR = ROOT / "charts" / "matomo" / "files" / "hook-matomo.sh"
 PHP_ENV = {"PHP_CLI_SERVER_WORKERS": "4"}  # Matomo requests itself while installing
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def code_copy(tree: Path, dest: Path) -> Path:

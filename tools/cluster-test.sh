@@ -63,7 +63,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 echo "cluster-test: starting the control plane" >&2
-CONTROLPLANE_READY_FILE="${WORK}/ready" "${PY}" tests/harness/controlplane.py >"${WORK}/controlplane.out" 2>&1 &
+CONTROLPLANE_READY_FILE="${WORK}/ready" PYTHONPATH=tests "${PY}" -m harness.controlplane >"${WORK}/controlplane.out" 2>&1 &
 CP_PID=$!
 for _ in $(seq 1 600); do
   [[ -s "${WORK}/ready" ]] && break
