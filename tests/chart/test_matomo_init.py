@@ -18,7 +18,6 @@ import pytest
 
 from chartlib import CHART, php_parse_ini
 from harness.passwords import ACCEPTED
-from harness.matomo_release import ReleaseMissing, release_tree
 
 SCRIPT = CHART / "files" / "matomo-init.sh"
 
@@ -34,14 +33,6 @@ def tree(tmp_path: Path) -> tuple[Path, Path]:
     dst = tmp_path / "html"
     dst.mkdir()
     return src, dst
-
-
-@pytest.fixture(scope="module")
-def genuine_src() -> Path:
-    try:
-        return release_tree("5.1.2")
-    except ReleaseMissing as exc:
-        pytest.skip(str(exc))
 
 
 @pytest.fixture()
