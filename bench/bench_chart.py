@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import collections
 import re
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, Section, Stat, main_for, run_proc, tool  # noqa: E402
+from common import ROOT, Section, Stat, main_for, run_proc, tool
 
 CHART = ROOT / "charts" / "matomo"
 KUBE_VERSION = "1.31.0"  # what tests/chart renders for

@@ -1,4 +1,4 @@
-"""Against genuine Matomo (../shared/matomo, tests/fixtures/matomo_release.py):
+"""Against genuine Matomo (../shared/matomo, tests/harness/matomo_release.py):
 
 1. Install: ``matomo-hook install`` on an empty database, driving genuine
    Matomo 5.1.2 served by the chart's own sidecar script (hook-matomo.sh: PHP's
@@ -23,14 +23,13 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, Section, Stat, Target, main_for, run_proc  # noqa: E402
+from common import ROOT, Section, Stat, Target, main_for, run_proc
+from harness.basics import free_port
 
 INSTALL_LIMIT = 1.06
 UPDATE_LIMIT = 1.10
@@ -38,11 +37,6 @@ POLL_SECONDS = 0.5  # hook-matomo.sh's default MATOMO_POLL_SECONDS
 SIDECAR = ROOT / "charts" / "matomo" / "files" / "hook-matomo.sh"
 PHP_ENV = {"PHP_CLI_SERVER_WORKERS": "4"}  # Matomo requests itself while installing
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def code_copy(tree: Path, dest: Path) -> Path:
@@ -81,7 +75,7 @@ def hook_events(stderr: str) -> list[dict[str, Any]]:
 def hook_install(st: Any, tree: Path, name: str, database: str, schema: str = "Mariadb") -> tuple[float, Any]:
     """`matomo-hook install` of `database` through hook-matomo.sh serving a fresh copy of `tree`."""
     import benchenv
-    from hook.conftest import base_env  # noqa: PLC0415
+    from harness.hookrun import base_env  # noqa: PLC0415
 
     base = st.tmp / name
     root = code_copy(tree, base / "html")
@@ -178,7 +172,7 @@ def prepare_503(st: Any, tree: Path) -> str:
 
 def one_update(st: Any, tree: Path, source: str, n: int) -> dict[str, float]:
     import benchenv
-    from hook.conftest import base_env  # noqa: PLC0415
+    from harness.hookrun import base_env  # noqa: PLC0415
 
     base = st.tmp / f"genuine-update-{n}"
     out: dict[str, float] = {}
@@ -233,7 +227,7 @@ def _direct(root: Path) -> tuple[float, subprocess.CompletedProcess[str]]:
 
 def run(repeat: int) -> Section:
     import benchenv
-    from fixtures.matomo_release import release_tree  # noqa: PLC0415
+    from harness.matomo_release import release_tree  # noqa: PLC0415
 
     section = Section("Against genuine Matomo: install overhead and core:update through the channel",
                       ["measure", "median (min-max)"])

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import Section, Stat, Target, main_for, run_proc  # noqa: E402
+from common import Section, Stat, Target, main_for, run_proc
 
 RATIO_LIMIT = 1.25
 # server time of the same four steps on genuine Matomo 5.1.2 (shared/research/matomo-installer.md)

@@ -1,4 +1,4 @@
-"""Real node: the chart's own times on real pods (tests/fixtures/node.py).
+"""Real node: the chart's own times on real pods (tests/harness/node.py).
 
 Runs tests/node/test_node_local.py and test_node_lifecycle.py (values/local.yaml
 on a real kubelet + containerd, Matomo 5.1.2 and 5.0.3 images built locally)
@@ -24,9 +24,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, Section, main_for  # noqa: E402
+from common import ROOT, Section, main_for
 
 METRICS = [
     ("helm_install_wait_s", "helm install --wait, values/local.yaml (s)"),
@@ -45,8 +44,7 @@ METRICS = [
 
 
 def unavailable() -> str | None:
-    sys.path.insert(0, str(ROOT / "tests"))
-    from fixtures.node import unavailable_reason
+    from harness.node import unavailable_reason
 
     return unavailable_reason()
 

@@ -14,12 +14,9 @@ complete (bench/benchenv.py), so the Kubernetes client's import is in it.
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import Section, Stat, Target, main_for, run_proc  # noqa: E402
+from common import Section, Stat, Target, main_for, run_proc
 
 COUNTERS = ("Questions", "Handler_read_*")
 

@@ -18,9 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, Section, Target, main_for, run_proc  # noqa: E402
+from common import ROOT, Section, Target, main_for, run_proc
 
 LIMIT_MB = 100.0
 

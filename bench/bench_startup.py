@@ -10,12 +10,9 @@ proof that commands which do not talk to Kubernetes never import the
 from __future__ import annotations
 
 import re
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import Section, Stat, Target, main_for, run_proc  # noqa: E402
+from common import Section, Stat, Target, main_for, run_proc
 
 STATUS_LIMIT_S = 0.5
 _IMPORT_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)\s*$")

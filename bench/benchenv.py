@@ -1,8 +1,8 @@
 """What the hook benchmarks run against, reused from the test suite:
 
-- a real MariaDB (``tests/fixtures/mariadb.py``: Debian's mariadbd on 127.0.0.1),
-- the installer stand-in (``tests/standin/server.py``, records its served time),
-- the hook's environment (``tests/hook/conftest.py: base_env``),
+- a real MariaDB (``tests/harness/mariadb.py``: Debian's mariadbd on 127.0.0.1),
+- the installer stand-in (``tests/harness/standin/server.py``, records its served time),
+- the hook's environment (``tests/harness/hookrun.py: base_env``),
 - a tiny Kubernetes API stand-in for ``roll`` (PATCH/GET one Deployment that is
   always complete), so ``matomo-hook run`` can be timed as a whole process
   without a control plane's noise.
@@ -25,8 +25,6 @@ from typing import Any
 from common import ROOT, tool
 
 TESTS = ROOT / "tests"
-if str(TESTS) not in sys.path:
-    sys.path.insert(0, str(TESTS))
 
 
 def hook_exe() -> list[str]:
@@ -53,7 +51,7 @@ class Stack:
     kube: KubeStub
 
     def new_target(self, name: str) -> Target:
-        from hook.conftest import make_matomo_root  # noqa: PLC0415
+        from harness.hookrun import make_matomo_root  # noqa: PLC0415
 
         base = self.tmp / name
         root = make_matomo_root(base / "matomo")
@@ -72,7 +70,7 @@ class Target:
     standin: Any = None
 
     def start_standin(self) -> Any:
-        from standin.server import Faults, StandIn  # noqa: PLC0415
+        from harness.standin.server import Faults, StandIn  # noqa: PLC0415
 
         self.standin = StandIn(self.root, faults=Faults()).start()
         return self.standin
@@ -83,7 +81,7 @@ class Target:
             self.standin = None
 
     def env(self, **extra: str) -> dict[str, str]:
-        from hook.conftest import base_env  # noqa: PLC0415
+        from harness.hookrun import base_env  # noqa: PLC0415
 
         url = self.standin.url if self.standin else "http://127.0.0.1:9/"
         env = base_env(self.stack.mariadb, self.database, self.root, url, self.channel)
@@ -161,7 +159,7 @@ class KubeStub:
 
 @contextlib.contextmanager
 def stack() -> Iterator[Stack]:
-    from fixtures.mariadb import start_mariadb  # noqa: PLC0415
+    from harness.mariadb import start_mariadb  # noqa: PLC0415
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-"))
     db = None

@@ -21,6 +21,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS_BIN = ROOT / ".tools" / "bin"
 VENV = ROOT / ".tools" / "venv"
+# What pytest.ini's `pythonpath` gives the tests, for the benchmarks that use the
+# test harness (tests/harness) and the real node's image builder (tools/images):
+# the one place bench/ extends sys.path, as every benchmark imports this module.
+for _path in (ROOT / "tests", ROOT / "tools" / "images"):
+    if str(_path) not in sys.path:
+        sys.path.append(str(_path))
 
 
 def tool(name: str) -> str | None:

@@ -10,10 +10,9 @@ import time
 import traceback
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+from common import ROOT, Section, dist_version, machine, version_of
 
-from common import ROOT, Section, dist_version, machine, version_of  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 # order matters only for reading; each module is independent
 MODULES = ["startup", "install", "genuine", "scale", "size", "chart", "node"]

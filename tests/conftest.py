@@ -1,18 +1,15 @@
-"""Fixtures shared by every suite under tests/ (implementations in tests/fixtures/)."""
+"""Fixtures shared by every suite under tests/ (implementations in tests/harness/)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fixtures.controlplane import controlplane  # noqa: E402,F401  (session: etcd + apiserver + kcm + kwok)
-from fixtures.mariadb import mariadb, mariadb_database  # noqa: E402,F401  (session: mariadbd on 127.0.0.1)
+from harness.controlplane import controlplane  # noqa: F401  (session: etcd + apiserver + kcm + kwok)
+from harness.mariadb import mariadb, mariadb_database  # noqa: F401  (session: mariadbd on 127.0.0.1)
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:

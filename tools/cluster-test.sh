@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The chart-testing `ct install` flow, on a throwaway control plane, in one command:
 #   1. starts etcd + kube-apiserver + kube-controller-manager + kube-scheduler + kwok
-#      on 127.0.0.1 (tests/fixtures/controlplane.py; binaries from tools/install-k8s.sh);
+#      on 127.0.0.1 (tests/harness/controlplane.py; binaries from tools/install-k8s.sh);
 #   2. for each values file (default: values/*.yaml and charts/matomo/ci/*.yaml):
 #      a namespace enforcing PodSecurity `restricted`, `helm install --wait`
 #      (the post-install hook Job must complete), `helm test`, `helm uninstall`;
@@ -10,7 +10,7 @@
 # With --pytest it then runs the full suite tests/cluster (upgrade, rollback,
 # strict validation, hook RBAC, ...) on a control plane of its own, then
 # tests/node: the chart on a REAL node (kubelet, containerd, runc, kube-proxy,
-# CoreDNS in a network namespace with no route out, tests/fixtures/node.py),
+# CoreDNS in a network namespace with no route out, tests/harness/node.py),
 # which skips with its reason where the machine does not allow it (root,
 # network namespaces) or when MATOMO_NODE_TESTS=0.
 #
@@ -63,7 +63,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 echo "cluster-test: starting the control plane" >&2
-CONTROLPLANE_READY_FILE="${WORK}/ready" "${PY}" tests/fixtures/controlplane.py >"${WORK}/controlplane.out" 2>&1 &
+CONTROLPLANE_READY_FILE="${WORK}/ready" PYTHONPATH=tests "${PY}" -m harness.controlplane >"${WORK}/controlplane.out" 2>&1 &
 CP_PID=$!
 for _ in $(seq 1 600); do
   [[ -s "${WORK}/ready" ]] && break

@@ -7,7 +7,7 @@
 #   coredns                                           (github.com/coredns/coredns, go install)
 #   registry                                          (github.com/distribution/distribution/v3, filesystem storage only)
 # kubelet, kube-proxy and coredns are the real node of tests/node
-# (tests/fixtures/node.py); containerd, runc and the CNI plugins come from
+# (tests/harness/node.py); containerd, runc and the CNI plugins come from
 # Debian (tools/install-base.sh). registry (the CNCF distribution registry) is
 # the local OCI registry tools/release.sh publishes to in
 # tests/node/test_node_release.py, served inside the node's network namespace.

@@ -3,7 +3,7 @@
 Run with /bin/sh: it copies the code, writes the local config.ini.php
 (header, [database] password, [General] salt, [PluginsInstalled] as Matomo's
 own code lists the plugins: that part runs genuine Matomo, from
-tests/fixtures/matomo_release.py) and refuses values that config.ini.php
+tests/harness/matomo_release.py) and refuses values that config.ini.php
 cannot hold, naming the variable and never printing the secret (those cases
 stop before any code is read, so a fake tree serves them).
 """
@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 
 from chartlib import CHART, php_parse_ini
-from fixtures.passwords import ACCEPTED
-from fixtures.matomo_release import ReleaseMissing, release_tree
+from harness.passwords import ACCEPTED
 
 SCRIPT = CHART / "files" / "matomo-init.sh"
 
@@ -34,14 +33,6 @@ def tree(tmp_path: Path) -> tuple[Path, Path]:
     dst = tmp_path / "html"
     dst.mkdir()
     return src, dst
-
-
-@pytest.fixture(scope="module")
-def genuine_src() -> Path:
-    try:
-        return release_tree("5.1.2")
-    except ReleaseMissing as exc:
-        pytest.skip(str(exc))
 
 
 @pytest.fixture()

@@ -1,4 +1,4 @@
-"""Passwords as users write them (tests/fixtures/passwords.py): the chart renders
+"""Passwords as users write them (tests/harness/passwords.py): the chart renders
 each accepted one into its Secret byte for byte (UTF-8), and refuses each
 refused one at render time, naming the value. The same table runs on genuine
 Matomo (tests/genuine/test_genuine_passwords.py) and on the real node."""
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from chartlib import CHART, KUBE_VERSION, run_helm
-from fixtures.passwords import ACCEPTED, REFUSED, superuser_accepted
+from harness.passwords import ACCEPTED, REFUSED, superuser_accepted
 
 
 def nested(key: str, value: str) -> dict:

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import yaml
 from chartlib import CHART, KUBE_VERSION, run_helm
-from fixtures.mariadb import free_port
+from harness.basics import free_port
 
 SIGNALS = ["SIGWINCH", "SIGQUIT", "SIGTERM", "SIGINT", "SIGHUP"]
 STOP_WITHIN_S = 5.0

@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from chartlib import CHART, KUBE_VERSION, run_helm
+from harness.basics import free_port
 
 APACHE_MODULES = ["mpm_event", "authz_core", "authz_host", "mime", "dir", "alias"]
 APACHE_MODULE_DIR = Path("/usr/lib/apache2/modules")
@@ -35,11 +36,6 @@ def _web_config(helm: str, variant: str) -> dict:
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)["data"]
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _fake_matomo(root: Path) -> None:
@@ -119,7 +115,7 @@ def test_apache_vhost_serves_matomo_js_and_hides_the_config(helm: str, tmp_path:
         pytest.skip("apache2 is not installed (apt-get install apache2 to run this test)")
     data = _web_config(helm, "apache")
     assert data["ports.conf"].strip().endswith("Listen 8080")
-    port = _free_port()
+    port = free_port()
     vhost = data["000-default.conf"].replace("/var/www/html", str(docroot)).replace("*:8080", f"*:{port}")
     vhost = vhost.replace("/proc/self/fd/2", str(tmp_path / "error.log")).replace("/proc/self/fd/1", str(tmp_path / "access.log"))
     # Modules built into the binary (log_config, unixd on Debian) cannot be loaded again.
@@ -154,7 +150,7 @@ def test_nginx_serves_matomo_js_and_hides_the_config(helm: str, tmp_path: Path, 
     if not Path(nginx).exists():
         pytest.skip("nginx is not installed (apt-get install nginx-light to run this test)")
     data = _web_config(helm, "fpm")
-    port = _free_port()
+    port = free_port()
     server = data["default.conf"].replace("/var/www/html", str(docroot)).replace("listen 8080;", f"listen 127.0.0.1:{port};")
     server = server.replace("include fastcgi_params;", "")
     (tmp_path / "server.conf").write_text(server)

@@ -1,19 +1,15 @@
-"""Fixtures for tests/cluster: helm against the real control plane (tests/fixtures/controlplane.py)."""
+"""Fixtures for tests/cluster: helm against the real control plane (tests/harness/controlplane.py)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from clusterlib import CHART, Helm, pod_security_namespace  # noqa: E402
-from fixtures.controlplane import ControlPlane, find_binary  # noqa: E402
-from fixtures.localexec import LocalExecutor, local_executor  # noqa: E402
+from harness.helm import CHART, Helm, pod_security_namespace
+from harness.controlplane import ControlPlane, find_binary
+from harness.localexec import LocalExecutor, local_executor
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -14,9 +14,9 @@ import json
 from typing import Any
 
 import yaml
-from clusterlib import F, deployment_available, wait_until
+from harness.helm import F, deployment_available, wait_until
 
-from fixtures.controlplane import ApiError, ControlPlane
+from harness.controlplane import ApiError, ControlPlane
 
 ARGO_PHASES = {"pre-install": "PreSync", "pre-upgrade": "PreSync",
                "post-install": "PostSync", "post-upgrade": "PostSync"}

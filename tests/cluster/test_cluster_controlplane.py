@@ -7,9 +7,9 @@ import socket
 from collections.abc import Callable
 
 import pytest
-from clusterlib import job_succeeded, recording, wait_until
+from harness.helm import job_succeeded, recording, wait_until
 
-from fixtures.controlplane import ApiError, ControlPlane, running_controlplane
+from harness.controlplane import ApiError, ControlPlane, running_controlplane
 
 RESTRICTED_CONTAINER = {
     "image": "registry.invalid/none:1",

@@ -10,7 +10,7 @@
 - `matomo-hook secrets` refuses a Secret without its key and survives a race.
 
 kwok runs no container: the Job F-secrets' container runs as a local process
-with the pod's own token (tests/fixtures/localexec.py). The checks are on
+with the pod's own token (tests/harness/localexec.py). The checks are on
 Secrets in the API server, so they do not depend on a real node.
 """
 
@@ -28,11 +28,11 @@ from typing import Any
 
 import pytest
 import yaml
-from clusterlib import F, NAMESPACE_LEVEL, RELEASE, REPO, VALUES, Helm, wait_until
+from harness.helm import F, NAMESPACE_LEVEL, RELEASE, REPO, VALUES, Helm, wait_until
 from gitopslib import argo_sync, generated_plan, secrets_state
 
-from fixtures.controlplane import ControlPlane
-from fixtures.localexec import LocalExecutor, hook_binary
+from harness.controlplane import ControlPlane
+from harness.localexec import LocalExecutor, hook_binary
 
 SECRETS_HOOK = f"{F}-secrets"
 # The last commit of main whose chart generated the salt with `lookup` (chart 0.1.0).

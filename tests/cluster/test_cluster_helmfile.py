@@ -13,11 +13,11 @@ from collections.abc import Callable
 
 import pytest
 import yaml
-from clusterlib import F, LOCAL_EXEC, NAMESPACE_LEVEL, REPO, Helm
+from harness.helm import F, LOCAL_EXEC, NAMESPACE_LEVEL, REPO, Helm
 from gitopslib import generated_plan, secrets_state
 
-from fixtures.controlplane import ControlPlane, find_binary
-from fixtures.localexec import LocalExecutor
+from harness.controlplane import ControlPlane, find_binary
+from harness.localexec import LocalExecutor
 
 EXAMPLE = REPO / "examples" / "helmfile"
 GENERATED_BY = "matomo-k8s.io/generated-by"

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 import yaml
-from clusterlib import CHART, POD_SECURITY, REPO, Helm, split_manifests
+from harness.helm import CHART, POD_SECURITY, REPO, Helm, split_manifests
 
-from fixtures.controlplane import ApiError, ControlPlane
+from harness.controlplane import ApiError, ControlPlane
 
 VALUE_FILES = sorted(
     [*(REPO / "values").glob("*.yaml"), *(CHART / "ci").glob("*.yaml")],

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from clusterlib import (
+from harness.helm import (
     F,
     NAMESPACE_LEVEL,
     REPO,
@@ -33,7 +33,7 @@ from clusterlib import (
     wait_until,
 )
 
-from fixtures.controlplane import ControlPlane, find_binary
+from harness.controlplane import ControlPlane, find_binary
 
 HOOK = f"{F}-hook"
 SECRETS_HOOK = f"{F}-secrets"

@@ -1,5 +1,5 @@
-"""Fault-injection suite: fixtures built on the shared ones (tests/fixtures/hookrun.py
-and the MariaDB fixture), plus the TCP fault proxy in front of the database."""
+"""Fault-injection suite: fixtures built on the shared ones (tests/harness/hookrun.py
+and the MariaDB fixture), plus the relay (tests/harness/relay.py) in front of the database, breaking on command."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from fixtures.hookrun import hook_env, matomo_root, standin  # noqa: F401  (fixtures)
-from fixtures.mariadb import MariaDB
-
-from .tcpproxy import TcpProxy
+from harness.hookrun import hook_env, matomo_root, standin  # noqa: F401  (fixtures)
+from harness.mariadb import MariaDB
+from harness.relay import Relay
 
 # short deadlines: the whole suite must stay within a few minutes
 SHORT = {
@@ -23,13 +22,13 @@ SHORT = {
 
 
 @pytest.fixture
-def db_proxy(mariadb: MariaDB) -> Iterator[TcpProxy]:
-    with TcpProxy("127.0.0.1", mariadb.port) as proxy:
+def db_proxy(mariadb: MariaDB) -> Iterator[Relay]:
+    with Relay(("127.0.0.1", mariadb.port)) as proxy:
         yield proxy
 
 
 @pytest.fixture
-def fault_env(hook_env: dict[str, str], db_proxy: TcpProxy) -> dict[str, str]:  # noqa: F811
+def fault_env(hook_env: dict[str, str], db_proxy: Relay) -> dict[str, str]:  # noqa: F811
     """The hook's environment with the database (for the hook AND the installer,
     which reads the seeded config) behind the fault proxy."""
     return {**hook_env, "MATOMO_DATABASE_PORT": str(db_proxy.port), **SHORT}

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fixtures.mariadb import MariaDB
-from fixtures.hookrun import SECRET_SALT, SUPERUSER_PASSWORD, Result, hook_command, run_hook
+from harness.mariadb import MariaDB
+from harness.hookrun import SECRET_SALT, SUPERUSER_PASSWORD, Result, hook_command, run_hook
 
-from .tcpproxy import wait_for
+from harness.basics import wait_until
 
 EXIT_OK, EXIT_CONFIG, EXIT_UNREACHABLE, EXIT_REFUSED, EXIT_ROLLOUT = 0, 2, 3, 4, 5
 
@@ -48,7 +48,7 @@ def count_now(mariadb: MariaDB, database: str, sql: str) -> int:
 
 def wait_for_count(mariadb: MariaDB, database: str, sql: str, timeout: float) -> bool:
     """Polls ``sql`` (a COUNT) until it is not 0 or ``timeout``; whether it got there."""
-    return wait_for(lambda: count_now(mariadb, database, sql) > 0, timeout=timeout, step=0.05)
+    return bool(wait_until(lambda: count_now(mariadb, database, sql) > 0, timeout, interval=0.05, retry=(), error=None))
 
 
 def assert_preserved(before: dict[str, Any], after: dict[str, Any]) -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.mariadb import MariaDB
-from standin.server import StandIn
+from harness.mariadb import MariaDB
+from harness.standin.server import StandIn
 
 from .faultlib import (
     EXIT_CONFIG,

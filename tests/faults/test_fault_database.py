@@ -1,4 +1,4 @@
-"""Database faults, injected by the TCP proxy that stands between MariaDB and
+"""Database faults, injected by the relay (tests/harness/relay.py) that stands between MariaDB and
 both the hook and the installer (the installer reads the host and port the
 hook seeds into its config, as the Matomo sidecar does through the Cloud SQL
 proxy in a pod)."""
@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.mariadb import MariaDB
-from standin.server import StandIn
+from harness.basics import wait_until
+from harness.mariadb import MariaDB
+from harness.relay import Relay
+from harness.standin.server import StandIn
 
 from .faultlib import (
     EXIT_OK,
@@ -26,11 +28,10 @@ from .faultlib import (
     state_of,
     wait_for_count,
 )
-from .tcpproxy import TcpProxy, wait_for
 
 
 def test_refuses_for_seconds_then_accepts(
-    fault_env: dict[str, str], db_proxy: TcpProxy, mariadb: MariaDB, mariadb_database: str,
+    fault_env: dict[str, str], db_proxy: Relay, mariadb: MariaDB, mariadb_database: str,
 ) -> None:  # fmt: skip
     """before: empty database. fault: connections refused (ECONNREFUSED) for 3 s.
     after: the hook waited, then installed; exit 0."""
@@ -46,7 +47,7 @@ def test_refuses_for_seconds_then_accepts(
 
 
 def test_refuses_past_the_deadline(
-    fault_env: dict[str, str], db_proxy: TcpProxy, mariadb: MariaDB, mariadb_database: str,
+    fault_env: dict[str, str], db_proxy: Relay, mariadb: MariaDB, mariadb_database: str,
     standin: StandIn,
 ) -> None:  # fmt: skip
     """before: empty. fault: refused longer than MATOMO_HOOK_DB_TIMEOUT=2.
@@ -63,7 +64,7 @@ def test_refuses_past_the_deadline(
 
 
 def test_resets_during_handshake_then_accepts(
-    fault_env: dict[str, str], db_proxy: TcpProxy, mariadb: MariaDB, mariadb_database: str,
+    fault_env: dict[str, str], db_proxy: Relay, mariadb: MariaDB, mariadb_database: str,
 ) -> None:  # fmt: skip
     """before: empty. fault: the port accepts and resets every connection for 2 s
     (a proxy whose backend is not up yet). after: installed, exit 0."""
@@ -93,7 +94,7 @@ INSTALLER_CUTS = [
     ids=[f"{s}-{'answer-lost' if d else 'statement-lost'}" for s, _, d in INSTALLER_CUTS],
 )  # fmt: skip
 def test_installer_connection_cut_in_step(
-    step: str, pattern: bytes, deliver: bool, fault_env: dict[str, str], db_proxy: TcpProxy,
+    step: str, pattern: bytes, deliver: bool, fault_env: dict[str, str], db_proxy: Relay,
     mariadb: MariaDB, mariadb_database: str,
 ) -> None:  # fmt: skip
     """before: empty. fault: the installer's database connection is cut in the
@@ -122,7 +123,7 @@ def test_installer_connection_cut_in_step(
 
 @pytest.mark.parametrize("pattern", [b"GET_LOCK", b"SELECT COUNT(*) FROM `matomo_site`"])
 def test_hook_connection_cut(
-    pattern: bytes, fault_env: dict[str, str], db_proxy: TcpProxy, mariadb: MariaDB,
+    pattern: bytes, fault_env: dict[str, str], db_proxy: Relay, mariadb: MariaDB,
     mariadb_database: str,
 ) -> None:  # fmt: skip
     """before: empty. fault: the hook's own connection (which holds the advisory
@@ -141,7 +142,7 @@ def test_hook_connection_cut(
 
 
 def test_cut_after_bytes_mid_packet(
-    fault_env: dict[str, str], db_proxy: TcpProxy, mariadb: MariaDB, mariadb_database: str,
+    fault_env: dict[str, str], db_proxy: Relay, mariadb: MariaDB, mariadb_database: str,
     matomo_root: Path,
 ) -> None:  # fmt: skip
     """before: installed. fault: the first connection is cut after 300 bytes from
@@ -159,14 +160,14 @@ def test_cut_after_bytes_mid_packet(
 
 @pytest.mark.parametrize("step", ["tablesCreation", "setupSuperUser", "firstWebsiteSetup", "finished"])
 def test_every_connection_cut_while_step_runs(
-    step: str, fault_env: dict[str, str], db_proxy: TcpProxy, standin: StandIn,
+    step: str, fault_env: dict[str, str], db_proxy: Relay, standin: StandIn,
     mariadb: MariaDB, mariadb_database: str, matomo_root: Path,
 ) -> None:  # fmt: skip
     """before: empty. fault: while the installer holds ``step``'s answer (its work
     done), every database connection through the proxy is cut, including the
     hook's own, which holds the advisory lock. after: the hook ends with 0 or 3
     (it notices at its next query), never 1; a second run finishes."""
-    from standin.server import Faults
+    from harness.standin.server import Faults
 
     from .faultlib import Running
 
@@ -186,7 +187,8 @@ def test_every_connection_cut_while_step_runs(
             return text.exists() and "installation_in_progress" not in text.read_text()
         return count_now(mariadb, mariadb_database, checks[step]) > 0
 
-    assert wait_for(step_did_its_work, timeout=20, step=0.05), f"{step} never did its work: {hook.lines}"
+    assert wait_until(step_did_its_work, 20, interval=0.05, retry=(), error=None), \
+        f"{step} never did its work: {hook.lines}"
     time.sleep(0.2)  # the stand-in is now holding the answer
     assert db_proxy.cut_all() >= 1
     standin.release.set()
@@ -202,14 +204,14 @@ def test_every_connection_cut_while_step_runs(
 
 
 def test_lock_lost_mid_install_second_hook_enters(
-    fault_env: dict[str, str], db_proxy: TcpProxy, standin: StandIn, mariadb: MariaDB,
+    fault_env: dict[str, str], db_proxy: Relay, standin: StandIn, mariadb: MariaDB,
     mariadb_database: str,
 ) -> None:  # fmt: skip
     """before: empty. fault: hook A's connection (and with it the advisory lock)
     is cut while the installer holds A's setupSuperUser answer; hook B starts
     meanwhile, takes the lock and finishes. Then A gets its answer and goes on.
     after: one superuser, one site, installed; A ends with 0 or 3, B with 0."""
-    from standin.server import Faults
+    from harness.standin.server import Faults
 
     from .faultlib import Running
 

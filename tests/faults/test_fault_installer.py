@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from fixtures.mariadb import MariaDB
-from standin.server import Faults, StandIn
+from harness.mariadb import MariaDB
+from harness.standin.server import Faults, StandIn
 
 from .faultlib import (
     EXIT_OK,

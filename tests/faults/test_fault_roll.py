@@ -1,4 +1,4 @@
-"""`matomo-hook roll` faults against the real control plane (tests/fixtures/controlplane.py):
+"""`matomo-hook roll` faults against the real control plane (tests/harness/controlplane.py):
 a Deployment that never becomes available, a missing Deployment, a token that
 lacks the rights. Each uses the hook's own ServiceAccount token, with a Role
 like the chart's (get/patch on the one Deployment)."""
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from fixtures.controlplane import ControlPlane, find_binary
+from harness.controlplane import ControlPlane, find_binary
 
 from .faultlib import EXIT_OK, EXIT_ROLLOUT, errors_of, run
 

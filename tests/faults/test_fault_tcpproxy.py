@@ -1,4 +1,4 @@
-"""The fault proxy itself, against an echo server (no database needed)."""
+"""The relay (tests/harness/relay.py) and its faults, against an echo server (no database needed)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from .tcpproxy import TcpProxy, wait_for
+from harness.basics import wait_until
+from harness.relay import Relay
 
 
 @pytest.fixture
@@ -64,14 +65,15 @@ def _talk(port: int, payload: bytes) -> bytes:
 
 
 def test_forwards(echo: tuple[str, int]) -> None:
-    with TcpProxy(*echo) as proxy:
+    with Relay(echo) as proxy:
         assert _talk(proxy.port, b"hello") == b"hello"
         assert proxy.accepted == 1
-        assert wait_for(lambda: proxy.bytes_c2s == 5 and proxy.bytes_s2c == 5)
+        assert wait_until(lambda: proxy.bytes_c2s == 5 and proxy.bytes_s2c == 5, 10, interval=0.02, retry=(),
+                          error=None)
 
 
 def test_cut_all(echo: tuple[str, int]) -> None:
-    with TcpProxy(*echo) as proxy:
+    with Relay(echo) as proxy:
         s = socket.create_connection(proxy.address, timeout=3)
         s.sendall(b"x")
         assert s.recv(1) == b"x"
@@ -85,7 +87,7 @@ def test_cut_all(echo: tuple[str, int]) -> None:
 
 
 def test_cut_after_bytes(echo: tuple[str, int]) -> None:
-    with TcpProxy(*echo) as proxy:
+    with Relay(echo) as proxy:
         fired = proxy.cut_after_bytes(3, direction="c2s")
         got = _talk(proxy.port, b"abcdef")
         assert fired.is_set()
@@ -95,7 +97,7 @@ def test_cut_after_bytes(echo: tuple[str, int]) -> None:
 
 
 def test_cut_on_pattern(echo: tuple[str, int]) -> None:
-    with TcpProxy(*echo) as proxy:
+    with Relay(echo) as proxy:
         fired = proxy.cut_on(b"DROP")
         assert _talk(proxy.port, b"please DROP it") == b""
         assert fired.is_set()
@@ -103,7 +105,7 @@ def test_cut_on_pattern(echo: tuple[str, int]) -> None:
 
 
 def test_refuse_then_accept(echo: tuple[str, int]) -> None:
-    with TcpProxy(*echo) as proxy:
+    with Relay(echo) as proxy:
         port = proxy.port
         proxy.refuse(0.5)
         with pytest.raises(ConnectionRefusedError):
@@ -114,7 +116,7 @@ def test_refuse_then_accept(echo: tuple[str, int]) -> None:
 
 
 def test_reject(echo: tuple[str, int]) -> None:
-    with TcpProxy(*echo) as proxy:
+    with Relay(echo) as proxy:
         proxy.reject(0.4)
         try:
             got = _talk(proxy.port, b"x")

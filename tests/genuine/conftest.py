@@ -9,15 +9,13 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cluster.clusterlib import Helm  # noqa: E402
-from fixtures.controlplane import ControlPlane, find_binary  # noqa: E402
-from fixtures.mariadb import MariaDB  # noqa: E402
-from fixtures.matomo_release import ReleaseMissing, release_tree  # noqa: E402
-from fixtures.podrun import KubeAccess, missing_tools, start_relay  # noqa: E402
-from genuinelib import Release, Suite, images  # noqa: E402
+from harness.helm import Helm
+from harness.controlplane import ControlPlane, find_binary
+from harness.mariadb import MariaDB
+from harness.matomo_release import ReleaseMissing, release_tree
+from harness.podrun import KubeAccess, missing_tools, start_relay
+from genuinelib import Release, Suite, images
 
 VERSIONS = ("5.1.2", "5.0.3")
 

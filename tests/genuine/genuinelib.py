@@ -1,9 +1,9 @@
 """Genuine Matomo in the pods the chart renders (tests/genuine).
 
 A release of the chart is installed with Helm into the suite's control plane
-(tests/fixtures/controlplane.py; its kwok node stands in for the nodes in the
+(tests/harness/controlplane.py; its kwok node stands in for the nodes in the
 API server's eyes) with ``--no-hooks``; then the pods Helm would have had a
-node run are run here for real by tests/fixtures/podrun.py, from the objects
+node run are run here for real by tests/harness/podrun.py, from the objects
 in the API server: the hook Job's pod (from ``helm get hooks``: the very
 manifest Helm creates), serving pods (the Deployment's pod template), the
 archiver (the CronJob's job template) and the ``helm test`` pod. The image
@@ -28,10 +28,10 @@ from typing import Any
 
 import yaml
 
-from cluster.clusterlib import CHART, REPO, Helm
-from fixtures.controlplane import ApiError, ControlPlane
-from fixtures.mariadb import MariaDB
-from fixtures.podrun import Image, KubeAccess, Pod, PodError, http_request
+from harness.helm import CHART, REPO, Helm
+from harness.controlplane import ApiError, ControlPlane
+from harness.mariadb import MariaDB
+from harness.podrun import Image, KubeAccess, Pod, PodError, http_request
 
 GENUINE = Path(__file__).resolve().parent
 VALUES = GENUINE / "values.yaml"

@@ -1,4 +1,4 @@
-"""Passwords as users write them (tests/fixtures/passwords.py), given to the chart
+"""Passwords as users write them (tests/harness/passwords.py), given to the chart
 as values (`database.password`, `matomo.superuser.password`), on genuine Matomo
 5.1.2 in the pods the chart renders: the hook installs with them (database login
 as a user MariaDB created with the password; the installer's superuser form),
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from fixtures.passwords import ACCEPTED, superuser_accepted
+from harness.passwords import ACCEPTED, superuser_accepted
 from genuinelib import Release, api, track
 
 

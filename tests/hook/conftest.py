@@ -1,4 +1,4 @@
-"""Fixtures for the hook suite: the shared ones from tests/fixtures/hookrun.py
+"""Fixtures for the hook suite: the shared ones from tests/harness/hookrun.py
 (a Matomo code dir, the installer stand-in, the hook's environment, running
 the real ``matomo-hook`` script) plus what only this suite uses."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 from typing import Any
 
-from fixtures.hookrun import (  # noqa: F401  (fixtures, and names the suite's tests import from here)
+from harness.hookrun import (  # noqa: F401  (fixtures, and names the suite's tests import from here)
     REPO,
     SECRET_SALT,
     SUPERUSER_PASSWORD,
@@ -21,7 +21,7 @@ from fixtures.hookrun import (  # noqa: F401  (fixtures, and names the suite's t
     set_code_version,
     standin,
 )
-from fixtures.mariadb import MariaDB
+from harness.mariadb import MariaDB
 
 
 def start_hook(env: dict[str, str], *args: str) -> subprocess.Popen[str]:

@@ -136,7 +136,7 @@ def test_cloudsql_iam_empty_password_file_is_accepted(tmp_path: Path, mariadb, m
 
     import yaml
 
-    from fixtures.controlplane import find_binary
+    from harness.controlplane import find_binary
 
     helm = find_binary("helm")
     if not helm:

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import signal
-import socket
-import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from fixtures.mariadb import MariaDB, free_port
+from harness.basics import free_port
+from harness.mariadb import MariaDB
+from harness.relay import Relay
 from matomo_hook import config as hook_config
 from matomo_hook import installer
 from matomo_hook.matomo_config import write_seed
-from standin.server import Faults, StandIn
+from harness.standin.server import Faults, StandIn
 
 from .conftest import (
     SECRET_SALT,
@@ -131,7 +131,7 @@ def test_interrupted_table_creation_is_finished_keeping_every_table(
     by the database going away. The hook has the sidecar create the missing tables
     (console channel, create-tables), keeps the existing ones and their rows, and
     walks the rest of the installer."""
-    from standin import schema
+    from harness.standin import schema
 
     sql(mariadb, mariadb_database,
         *[schema.create_sql("matomo_", n, schema.CORE[n]) for n in ("user", "access", "site")],
@@ -154,7 +154,7 @@ def test_interrupted_install_with_a_superuser_is_refused_untouched(
     """Missing core tables and no version_core, but a superuser: not the
     installer's own interrupted work; the hook touches nothing and says what a
     person must do."""
-    from standin import schema
+    from harness.standin import schema
 
     sql(mariadb, mariadb_database,
         *[schema.create_sql("matomo_", n, schema.CORE[n]) for n in ("user", "access", "site")],
@@ -197,53 +197,11 @@ def test_two_hooks_at_once(hook_env: dict[str, str], standin: StandIn) -> None:
     assert '"lock_busy"' in stderr or '"lock_wait"' in stderr
 
 
-class LateProxy:
-    """TCP forwarder to the database that starts listening only after ``delay``."""
-
-    def __init__(self, target_port: int, delay: float) -> None:
-        self.port = free_port()
-        self.target = target_port
-        self.delay = delay
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _pipe(self, a: socket.socket, b: socket.socket) -> None:
-        try:
-            while data := a.recv(65536):
-                b.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (a, b):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def _run(self) -> None:
-        if self.stopped.wait(self.delay):
-            return
-        srv = socket.socket()
-        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        srv.bind(("127.0.0.1", self.port))
-        srv.listen(16)
-        srv.settimeout(0.2)
-        while not self.stopped.is_set():
-            try:
-                client, _ = srv.accept()
-            except TimeoutError:
-                continue
-            upstream = socket.create_connection(("127.0.0.1", self.target))
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-        srv.close()
-
-
 def test_database_appears_late(
     hook_env: dict[str, str], standin: StandIn, mariadb: MariaDB
 ) -> None:
-    proxy = LateProxy(mariadb.port, delay=4)
+    proxy = Relay(("127.0.0.1", mariadb.port)).start()
+    proxy.refuse(4)  # the database appears 4 s from now, on the same port
     try:
         env = {**hook_env, "MATOMO_DATABASE_PORT": str(proxy.port)}
         start = time.monotonic()
@@ -253,7 +211,7 @@ def test_database_appears_late(
         assert any(e["event"] == "db_retry" for e in res.events())
         assert res.state()["state"] == "installed"
     finally:
-        proxy.stopped.set()
+        proxy.stop()
 
 
 def test_database_never_appears(hook_env: dict[str, str]) -> None:

@@ -1,4 +1,4 @@
-"""The hook with passwords as users write them (tests/fixtures/passwords.py),
+"""The hook with passwords as users write them (tests/harness/passwords.py),
 against the suite's real MariaDB: each logs in as a database user created with
 it (MariaDB takes passwords as UTF-8, like MySQL, Matomo's PDO and the mariadb
 client; PyMySQL turned a str password into latin-1, so every non-ASCII one was
@@ -12,9 +12,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from fixtures.hookrun import run_hook
-from fixtures.mariadb import MariaDB
-from fixtures.passwords import ACCEPTED
+from harness.hookrun import run_hook
+from harness.mariadb import MariaDB
+from harness.passwords import ACCEPTED
 from matomo_hook import config as hook_config
 from matomo_hook import matomo_config
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from standin.server import StandIn
+from harness.standin.server import StandIn
 
 from .conftest import run_hook
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from fixtures.hookrun import run_hook
+from harness.hookrun import run_hook
 
 GOOD = {"secrets": [{"name": "matomo-salt", "keys": {"salt": 64}}]}
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fixtures.hookrun import Result, hook_command
+from harness.hookrun import Result, hook_command
 
 
 def test_sigterm_stops_the_hook_as_pid_1(hook_env: dict[str, str]) -> None:

@@ -10,7 +10,7 @@ import httpx
 from matomo_hook import config as hook_config
 from matomo_hook import installer
 from matomo_hook.matomo_config import write_seed
-from standin.server import StandIn
+from harness.standin.server import StandIn
 
 from .conftest import SUPERUSER_PASSWORD
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from fixtures.mariadb import MariaDB
+from harness.mariadb import MariaDB
 from matomo_hook import config as hook_config
 from matomo_hook import database, logs, rollout, upgrade
 from matomo_hook.errors import RolloutError

@@ -13,8 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fixtures.hookrun import stop_sidecar
-from fixtures.mariadb import MariaDB, free_port
+from harness.hookrun import stop_sidecar
+from harness.basics import free_port
+from harness.mariadb import MariaDB
 
 from .conftest import REPO, TESTS, base_env, make_matomo_root, run_hook, set_code_version
 
@@ -34,9 +35,9 @@ def sidecar(tmp_path: Path) -> Iterator[tuple[Path, str, Path, Path]]:
         "MATOMO_CODE_DIR": str(root),
         "MATOMO_SOURCE_DIR": str(tmp_path / "nonexistent"),
         "MATOMO_COMMAND_DIR": str(channel),
-        "MATOMO_SERVER_CMD": f"{sys.executable} -m standin.server --listen 127.0.0.1:{port} "
+        "MATOMO_SERVER_CMD": f"{sys.executable} -m harness.standin.server --listen 127.0.0.1:{port} "
         f"--root {root}",
-        "MATOMO_CONSOLE_CMD": f"{sys.executable} -m standin.console",
+        "MATOMO_CONSOLE_CMD": f"{sys.executable} -m harness.standin.console",
         "MATOMO_POLL_SECONDS": "0.1",
         "STANDIN_CONSOLE_RECORD": str(record),
     }
@@ -151,7 +152,7 @@ def test_sidecar_copies_code_when_missing_and_stops_on_sigterm(tmp_path: Path) -
         "MATOMO_SOURCE_DIR": str(source),
         "MATOMO_CODE_DIR": str(code),
         "MATOMO_COMMAND_DIR": str(tmp_path / "run"),
-        "MATOMO_SERVER_CMD": f"{sys.executable} -m standin.server --listen 127.0.0.1:{port} "
+        "MATOMO_SERVER_CMD": f"{sys.executable} -m harness.standin.server --listen 127.0.0.1:{port} "
         f"--root {code}",
     }
     proc = subprocess.Popen(["sh", str(SCRIPT)], env=env, stderr=subprocess.PIPE, text=True)

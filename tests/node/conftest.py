@@ -1,4 +1,4 @@
-"""Fixtures for tests/node: the chart on a real node (tests/fixtures/node.py).
+"""Fixtures for tests/node: the chart on a real node (tests/harness/node.py).
 
 The session starts ONE control plane + real node (kubelet, containerd, runc,
 kube-proxy, CoreDNS) in a network namespace of its own. Skipped, with the
@@ -16,15 +16,12 @@ from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cluster"))
 
-from clusterlib import Helm, pod_security_namespace  # noqa: E402
-from nodelib import Context, Prestarted  # noqa: E402
+from harness.helm import Helm, pod_security_namespace
+from nodelib import Context, Prestarted
 
-from fixtures.controlplane import find_binary  # noqa: E402
-from fixtures.node import Node, running_node, unavailable_reason  # noqa: E402
+from harness.controlplane import find_binary
+from harness.node import Node, running_node, unavailable_reason
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -40,7 +37,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.skip(reason=f"real node unavailable: {reason}"))
 
 
-# the node's health over the session (tests/fixtures/nodehealth.py), printed at the end
+# the node's health over the session (tests/harness/nodehealth.py), printed at the end
 HEALTH: list[str] = []
 
 

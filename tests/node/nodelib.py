@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import secrets
@@ -17,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clusterlib import CHART, F, Helm, HelmError, Recorder, deployment_available, job_succeeded
+from harness import basics
+from harness.helm import CHART, F, Helm, HelmError, Recorder, deployment_available, job_succeeded
 
-from fixtures.node import Node, Response
+from harness.node import Node, Response
 
 REPO = Path(__file__).resolve().parents[2]
 NODE_VALUES = Path(__file__).resolve().parent / "values-node.yaml"
@@ -285,18 +287,8 @@ class ServicePoller:
             self._stop.wait(self.interval)
 
 
-def wait_until(predicate: Any, timeout: float, what: str, interval: float = 1.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-            if last:
-                return last
-        except Exception as e:  # noqa: BLE001 - reported on timeout
-            last = e
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+# On the real node: once a second, and any exception (a pod not there yet, a refused connection) is "not yet".
+wait_until = functools.partial(basics.wait_until, interval=1.0)
 
 
 def steps_of(rel: Release, request: Any, prerequisites: set[str] | None = None) -> Iterator[Release]:

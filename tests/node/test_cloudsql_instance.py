@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from fixtures.node import Netns, image_builder
+from harness.node import Netns, image_builder
 
 CONNECTION_NAME = "matomo-test:europe-west1:matomo"
 GREETING = b"greeting of the database\n"

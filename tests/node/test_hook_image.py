@@ -10,20 +10,17 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import tarfile
 import time
 from pathlib import Path
 
 import pytest
+from prune import IMPORT_PROBE  # hooks/prune.py (pytest.ini's pythonpath)
 from test_node_local import record_bench
 
-from fixtures.node import image_builder
+from harness.node import image_builder
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "hooks"))
-
-from prune import IMPORT_PROBE  # noqa: E402
 
 LIMIT_MB = 100
 

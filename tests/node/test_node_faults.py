@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from clusterlib import F
+from harness.helm import F
 from matomo_hook.database import CORE_TABLES
 from nodelib import HOOK, Context, Prestarted, Release, prestart, succeeded, wait_until
 from test_node_modes import assert_tracks_and_stores

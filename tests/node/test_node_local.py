@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from clusterlib import F
+from harness.helm import F
 from nodelib import (
     Context,
     Prestarted,
@@ -33,7 +33,7 @@ from nodelib import (
     wait_until,
 )
 
-from fixtures.passwords import ACCEPTED
+from harness.passwords import ACCEPTED
 
 BENCH = Path(os.environ.get("NODE_BENCH_OUT", Path(__file__).resolve().parents[2] / ".scratch" / "node-bench.json"))
 
@@ -46,7 +46,7 @@ def record_bench(key: str, value: float) -> None:
 
 
 # The passwords of this release are the issue-18 report's non-ASCII database password
-# and an emoji superuser password (tests/fixtures/passwords.py), as a user sets them.
+# and an emoji superuser password (tests/harness/passwords.py), as a user sets them.
 PASSWORDS = {"database": {"password": ACCEPTED["issue-18"]},
              "matomo": {"superuser": {"password": ACCEPTED["emoji"]}}}
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from clusterlib import F
+from harness.helm import F
 from nodelib import (
     NODE_VALUES,
     REPO,
@@ -29,7 +29,7 @@ from nodelib import (
 )
 from test_node_local import helm_test
 
-from fixtures.node import image_builder
+from harness.node import image_builder
 
 MARIADB = image_builder.MARIADB
 
@@ -238,9 +238,10 @@ def proxy_messages(rel: Release, pod: str) -> list[str]:
 
 @prestart("test_cloudsql_proxy_native_sidecar", "cloudsql")
 def start_cloudsql(ctx: Context, rel: Release) -> None:
-    # values/prod.yaml as the README says (its existingSecret created first). The REAL Cloud SQL Auth
-    # Proxy (built from its Go module at the chart's default tag) runs as the native sidecar; Google's
-    # side of the instance is cloudsql-instance (the node has no route out), whose server-side proxy
+    # values/prod.yaml as README.md ("Production on Google Cloud") says, its existingSecret created
+    # first. The REAL Cloud SQL Auth Proxy (built from its Go module at the chart's default tag) runs as
+    # the native sidecar; Google's side of the instance is cloudsql-instance (the node has no route out),
+    # whose server-side proxy
     # relays the proxy's TLS to a MariaDB. Only this test points the proxy there, through
     # database.cloudsql.extraArgs. No Ingress here.
     rel.values = [PROD, NODE_VALUES]

@@ -25,7 +25,6 @@ import re
 import secrets
 import shutil
 import subprocess
-import sys
 import tarfile
 import time
 from collections.abc import Callable, Iterator
@@ -34,16 +33,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import images  # tools/images/images.py (pytest.ini pythonpath): its Python image is the base of hooks/Dockerfile
 import pytest
 import yaml
-from clusterlib import F, Helm, Recorder
-from fixtures.controlplane import Process, _die_with_parent, find_binary
-from fixtures.node import Node
+from harness.controlplane import Process, _die_with_parent, find_binary
+from harness.helm import F, Helm, Recorder
+from harness.node import Node
 from nodelib import Release, succeeded, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tools" / "images"))
-import images  # tools/images/images.py: the local Python image stands in for hooks/Dockerfile's base
 
 OWNER = "matomo-k8s"
 SOURCE_URL = "https://example.org/matomo-k8s/release-test"

@@ -4,7 +4,7 @@
 Every image is built here from Debian packages (mmdebstrap), the genuine
 Matomo release tarballs and the project's own files, written as a
 docker-archive tarball, and loaded into the node's containerd with
-`ctr -n k8s.io images import` (tests/fixtures/node.py). Archives are cached in
+`ctr -n k8s.io images import` (tests/harness/node.py). Archives are cached in
 $MATOMO_IMAGE_CACHE (default .tools/images) under a key that hashes every
 input (package lists, scripts, tarballs, hooks/ sources): a second run
 rebuilds nothing, a changed input rebuilds only what depends on it.

@@ -14,9 +14,11 @@ Fault: a file ``tmp/standin-console-fails`` in the code dir makes it fail
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +28,16 @@ from . import matomo_config, schema
 from .server import VERSION_RE
 
 
-def _open(root: Path) -> tuple[dict[str, Any], str, str, Any] | None:
-    """The config's [database], the code's version, the table prefix and a
-    connection; None without a config."""
+@contextlib.contextmanager
+def _opened(root: Path, missing: str) -> Iterator[tuple[dict[str, Any], str, str, Any] | None]:
+    """The config's [database], the code's version, the table prefix and a cursor
+    (its connection closed after the block); None, after printing ``missing``,
+    without a config."""
     config = matomo_config.read(root / "config" / "config.ini.php")
     if config is None or "database" not in config:
-        return None
+        print(missing, file=sys.stderr)
+        yield None
+        return
     db = config["database"]
     m = VERSION_RE.search((root / "core" / "Version.php").read_text(encoding="utf-8"))
     assert m
@@ -40,7 +46,10 @@ def _open(root: Path) -> tuple[dict[str, Any], str, str, Any] | None:
         user=str(db.get("username")), password=str(db.get("password")),
         database=str(db.get("dbname")), autocommit=True,
     )  # fmt: skip
-    return db, m.group(1), str(db.get("tables_prefix", "matomo_")), conn
+    try:
+        yield db, m.group(1), str(db.get("tables_prefix", "matomo_")), conn.cursor()
+    finally:
+        conn.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,13 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     if fault.exists():
         print(fault.read_text(encoding="utf-8"), file=sys.stderr)
         return 1
-    opened = _open(root)
-    if opened is None:
-        print("Matomo is not installed (config/config.ini.php missing)", file=sys.stderr)
-        return 1
-    db, code, prefix, conn = opened
-    try:
-        cur = conn.cursor()
+    with _opened(root, "Matomo is not installed (config/config.ini.php missing)") as opened:
+        if opened is None:
+            return 1
+        db, code, prefix, cur = opened
         cur.execute("SHOW TABLES LIKE %s", (prefix.replace("_", "\\_") + "option",))
         if not cur.fetchall():
             print(f"Database {db.get('dbname')} is empty", file=sys.stderr)
@@ -88,18 +94,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         print("Matomo has been successfully updated!")
         return 0
-    finally:
-        conn.close()
 
 
 def create_tables(root: Path) -> int:
-    opened = _open(root)
-    if opened is None:
-        print("matomo-tables: no config", file=sys.stderr)
-        return 1
-    _, code, prefix, conn = opened
-    try:
-        cur = conn.cursor()
+    with _opened(root, "matomo-tables: no config") as opened:
+        if opened is None:
+            return 1
+        _, code, prefix, cur = opened
         cur.execute("SHOW TABLES")
         existing = {str(r[0]) for r in cur.fetchall()}
         created = [n for n in schema.CORE if prefix + n not in existing]
@@ -116,8 +117,6 @@ def create_tables(root: Path) -> int:
             )  # fmt: skip
         print(f"matomo-tables: created {len(created)} missing tables, {len(existing)} kept")
         return 0
-    finally:
-        conn.close()
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ GET /__standin/stats: served seconds and the request log.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import html
 import json
@@ -49,6 +50,7 @@ import socket
 import threading
 import time
 import zoneinfo
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -330,6 +332,15 @@ class Installation:
         assert self.config is not None
         matomo_config.write(self.owner.config_path, self.config)
 
+    @contextlib.contextmanager
+    def cursor(self) -> Iterator[Any]:
+        """A cursor on a new connection to the configured database, closed after the block."""
+        conn = self.db()
+        try:
+            yield conn.cursor()
+        finally:
+            conn.close()
+
     def db(self) -> Any:
         cfg = (self.config or {}).get("database", {})
         try:
@@ -490,9 +501,7 @@ class Installation:
         raise redirect("tablesCreation")
 
     def tables_creation(self, submitted: bool, query: dict[str, str], form: dict[str, str]) -> str:
-        conn = self.db()
-        try:
-            cur = conn.cursor()
+        with self.cursor() as cur:
             body = ""
             if query.get("deleteTables"):
                 # Db::dropAllTables -- the stand-in keeps Matomo's behaviour so tests can
@@ -530,26 +539,18 @@ class Installation:
             self.set_option(cur, "install_version", version)
             self.set_option(cur, "version_core", version)
             return page("Creating the Tables", "<p>Tables created with success!</p>")
-        finally:
-            conn.close()
 
     def reuse_tables(self, submitted: bool, query: dict[str, str], form: dict[str, str]) -> str:
-        conn = self.db()
-        try:
-            cur = conn.cursor()
+        with self.cursor() as cur:
             old = self.get_option(cur, "version_core")
             code = self.owner.code_version()
             if old == code:
                 raise redirect("setupSuperUser")  # updateComponents() === false
             self.set_option(cur, "version_core", code)
             return page("Reusing the Tables", f"<p>Database updated from {old} to {code}.</p>")
-        finally:
-            conn.close()
 
     def setup_superuser(self, submitted: bool, query: dict[str, str], form: dict[str, str]) -> str:
-        conn = self.db()
-        try:
-            cur = conn.cursor()
+        with self.cursor() as cur:
             self.install_plugins(cur)
             supers = self.count(
                 cur, f"SELECT COUNT(*) FROM {self.t('user')} WHERE superuser_access = 1"
@@ -597,15 +598,11 @@ class Installation:
             except ValueError as exc:
                 return page("Super User", setup_error("Could not add the superuser", str(exc)))
             raise redirect("firstWebsiteSetup")
-        finally:
-            conn.close()
 
     def first_website_setup(
         self, submitted: bool, query: dict[str, str], form: dict[str, str]
     ) -> str:
-        conn = self.db()
-        try:
-            cur = conn.cursor()
+        with self.cursor() as cur:
             if self.count(cur, f"SELECT COUNT(*) FROM {self.t('site')}") > 0:
                 raise redirect("finished")  # redirectToNextStep('trackingCode')
             if not submitted:
@@ -635,8 +632,6 @@ class Installation:
             except (ValueError, pymysql.err.Error) as exc:
                 return page("Setup a Website", setup_error("Could not add the website", str(exc)))
             raise redirect("trackingCode", {"site_idSite": str(idsite), "site_name": name})
-        finally:
-            conn.close()
 
     def tracking_code(self, submitted: bool, query: dict[str, str], form: dict[str, str]) -> str:
         return page("JavaScript Tracking Code", "<pre>_paq.push(['trackPageView']);</pre>")

@@ -1,4 +1,9 @@
-"""Helpers for tests/cluster: helm against the real control plane (tests/fixtures/controlplane.py)."""
+"""Helm against any control plane of the harness (kwok's, the one podrun's pods talk to, the real node's).
+
+The chart's names (``F``, ``RELEASE``, ``CHART``), the ``Helm`` wrapper, PodSecurity namespaces, what
+the API server recorded, and when a Job or Deployment is done: shared by tests/cluster, tests/genuine and
+tests/node.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +13,14 @@ import itertools
 import json
 import os
 import subprocess
-import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fixtures.controlplane import ApiError, ControlPlane  # noqa: E402
+from harness import basics
+from harness.controlplane import ApiError, ControlPlane
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "matomo"
@@ -26,12 +29,12 @@ RELEASE = "matomo"  # contains "matomo", so F (matomo.fullname) == RELEASE
 F = RELEASE
 HELM_TIMEOUT = os.environ.get("CLUSTER_TEST_HELM_TIMEOUT", "5m")
 # kwok runs no container: the pods of the Job F-secrets carry this annotation so
-# that tests/fixtures/localexec.py runs `matomo-hook secrets` for them, as a
+# that tests/harness/localexec.py runs `matomo-hook secrets` for them, as a
 # local process with the pod's ServiceAccount token (the session fixture
 # `local_exec` of conftest.py).
 LOCAL_EXEC = ["--set-string", "hook.secrets.podAnnotations.matomo-k8s\\.test/exec=local"]
 
-# The PodSecurity level each component's pods must pass (README: security contexts).
+# The PodSecurity level each component's pods must pass (charts/matomo/README.md, "Security contexts").
 POD_SECURITY = {
     "matomo": "restricted",
     "hook": "restricted",
@@ -191,18 +194,8 @@ def job_succeeded(versions: list[dict[str, Any]]) -> bool:
     return False
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-        except ApiError as e:
-            last = e
-        if last and not isinstance(last, ApiError):
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last})")
+# The API server answering an error counts as "not yet"; any other exception fails at once.
+wait_until = functools.partial(basics.wait_until, retry=(ApiError,))
 
 
 def deployment_available(cp: ControlPlane, namespace: str, name: str) -> bool:
