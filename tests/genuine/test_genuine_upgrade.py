@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.podrun import PodError
+from harness.podrun import PodError
 from genuinelib import Release, api, iter_events, login_token, track
 
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from clusterlib import F
+from harness.helm import F
 from nodelib import (
     Context,
     Prestarted,
