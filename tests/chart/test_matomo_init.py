@@ -11,7 +11,9 @@ stop before any code is read, so a fake tree serves them).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -76,6 +78,32 @@ def test_every_accepted_password_reads_back_in_php(genuine, php: str, name: str)
     config = php_parse_ini(php, dst / "config" / "config.ini.php")
     assert config["database"]["password"] == password
     assert config["General"]["salt"] == password
+
+
+def test_a_restarted_init_container_writes_the_config_again(genuine) -> None:
+    """The kubelet restarts a failed init container in the same pod, on the same emptyDir: the
+    copy of the managed config it made (read-only, the Secret's mode) must not stop the rerun."""
+    src, _ = genuine
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("needs root and setpriv to run the script as www-data (root ignores file modes)")
+    work = Path(tempfile.mkdtemp(prefix="matomo-init-"))  # a folder www-data can reach
+    try:
+        work.chmod(0o755)
+        dst = work / "html"
+        dst.mkdir()
+        os.chown(dst, 33, 33)
+        common = work / "common.config.ini.php"
+        common.write_text("[General]\n")
+        common.chmod(0o444)  # the Secret's file as the pod sees it; copied with its mode, read-only
+        env = {"PATH": os.environ["PATH"], "MATOMO_SOURCE_DIR": str(src), "MATOMO_TARGET_DIR": str(dst),
+               "MATOMO_DATABASE_PASSWORD": "pw", "MATOMO_SALT": "s" * 64, "MATOMO_COMMON_CONFIG": str(common)}
+        for attempt in range(2):
+            result = subprocess.run([setpriv, "--reuid=33", "--regid=33", "--clear-groups", "/bin/sh", str(SCRIPT)],
+                                    env=env, capture_output=True, text=True, timeout=120, check=False)
+            assert result.returncode == 0, f"run {attempt + 1}: {result.stderr}"
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def test_copy_only_mode_writes_no_config(tree) -> None:

@@ -103,7 +103,7 @@ def test_rollback_across_the_upgrade_stops_and_old_pods_keep_serving(step: Relea
     step.run_helm("rollback", F, str(first), "-n", step.namespace)  # no --wait: the rollout must stop
 
     def refused() -> str | None:
-        for pod in step.serving_pods():
+        for pod in step.pods("matomo"):  # not serving_pods(): these stay Pending, in their init container
             if {c["image"] for c in pod["spec"]["containers"]} != {f"matomo:{OLD}-apache"}:
                 continue
             for c in pod["status"].get("initContainerStatuses", []):
@@ -112,7 +112,12 @@ def test_rollback_across_the_upgrade_stops_and_old_pods_keep_serving(step: Relea
                     return str(pod["metadata"]["name"])
         return None
 
-    pod = wait_until(refused, 120, "a 5.0.3 pod whose matomo-init refuses the 5.1.2 database")
+    try:
+        pod = wait_until(refused, 120, "a 5.0.3 pod whose matomo-init refuses the 5.1.2 database")
+    except AssertionError as e:
+        logs = step.kubectl("logs", "-l", "app.kubernetes.io/component=matomo", "-c", "matomo-init", "--prefix",
+                            "--tail=20", check=False)
+        raise AssertionError(f"{e}\n{logs.stdout}{logs.stderr}\n{step.diagnose()}") from None
     log = step.kubectl("logs", pod, "-c", "matomo-init", "--previous", check=False).stdout + \
         step.kubectl("logs", pod, "-c", "matomo-init", check=False).stdout
     assert f"Matomo {NEW} (version_core) but this release runs Matomo {OLD}" in log, log

@@ -78,6 +78,8 @@ mkdir -p "$dst/tmp" "$dst/config"
 if [ -n "${MATOMO_COMMON_CONFIG:-}" ]; then
     # The managed settings, where Matomo reads them (the main container mounts
     # the same file over this copy, read-only).
+    # rm first: a restarted init container finds its own read-only copy (the Secret's mode) there
+    rm -f "$dst/config/common.config.ini.php"
     cp "$MATOMO_COMMON_CONFIG" "$dst/config/common.config.ini.php"
 fi
 

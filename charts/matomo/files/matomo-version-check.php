@@ -8,7 +8,8 @@
 // image.tag), and the previous ReplicaSet keeps serving.
 //
 // Anything else lets the pod start (exit 0, one line on stderr): no database
-// reachable yet (a first install, the database starting), no Matomo tables yet,
+// answering within MATOMO_VERSION_CHECK_WAIT seconds (30; a first install whose
+// database is still starting, an outage), no Matomo tables yet,
 // the same or an older version_core (the hook's core:update is then due).
 // The database password is never printed.
 $root = rtrim($argv[1] ?? '/var/www/html', '/');
@@ -35,15 +36,26 @@ if (empty($db['host']) || empty($db['dbname'])) {
     exit(0);
 }
 $dsn = sprintf('mysql:host=%s;port=%d;dbname=%s;charset=utf8mb4', $db['host'], (int) ($db['port'] ?? 3306), $db['dbname']);
-try {
-    $pdo = new PDO($dsn, (string) ($db['username'] ?? ''), (string) ($db['password'] ?? ''), [
-        PDO::ATTR_TIMEOUT => 5,
-        PDO::ATTR_ERRMODE => PDO::ERRMODE_EXCEPTION,
-    ]);
-} catch (PDOException $e) {
-    // Only the error code: PDO's message can quote the DSN, never the password, but stays short.
-    $say("the database is not reachable yet (code {$e->getCode()}): check skipped");
-    exit(0);
+// A database that is restarting (an embedded MariaDB rolled with the release) must not let
+// older code through: retry for a while; one that never answers (a first install whose
+// database is still starting, an outage) lets the pod start after that.
+$wait = (int) (getenv('MATOMO_VERSION_CHECK_WAIT') ?: 30);
+$deadline = microtime(true) + $wait;
+$pdo = null;
+while ($pdo === null) {
+    try {
+        $pdo = new PDO($dsn, (string) ($db['username'] ?? ''), (string) ($db['password'] ?? ''), [
+            PDO::ATTR_TIMEOUT => 5,
+            PDO::ATTR_ERRMODE => PDO::ERRMODE_EXCEPTION,
+        ]);
+    } catch (PDOException $e) {
+        if (microtime(true) >= $deadline) {
+            // Only the error code: never the DSN's password-free but long message.
+            $say("the database did not answer within {$wait} s (code {$e->getCode()}): check skipped");
+            exit(0);
+        }
+        sleep(2);
+    }
 }
 $prefix = preg_replace('/[^A-Za-z0-9_]/', '', (string) ($db['tables_prefix'] ?? 'matomo_'));
 try {
