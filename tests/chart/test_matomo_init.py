@@ -17,7 +17,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
 from chartlib import CHART, php_parse_ini
 from harness.passwords import ACCEPTED
 
