@@ -113,6 +113,7 @@ def stop(proc: subprocess.Popen[bytes], signame: str, ready: Any) -> tuple[int, 
     try:
         proc.wait(timeout=STOP_WITHIN_S)
     except subprocess.TimeoutExpired:
+        os.kill(pid, signal.SIGKILL)  # PID 1 gone, the kernel ends every process of its namespace
         proc.kill()
         proc.wait()
         raise AssertionError(f"still running {STOP_WITHIN_S} s after {signame}: the kubelet would kill it "
