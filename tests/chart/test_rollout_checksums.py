@@ -64,3 +64,27 @@ def test_the_web_checksum_follows_the_web_config_values(helm: str) -> None:
     apache = _annotations(helm, CHART, "--set", "image.variant=apache")
     assert apache["checksum/web"] != before["checksum/web"]
     assert apache["checksum/scripts"] == before["checksum/scripts"]
+
+
+def _database_pod_template(helm: str, chart: Path, *extra: str) -> dict[str, object]:
+    result = run_helm(helm, "template", "matomo", str(chart), "--kube-version", KUBE_VERSION,
+                      "-s", "templates/database/statefulset.yaml", "--set", "database.mode=embedded", *extra)
+    assert result.returncode == 0, result.stderr
+    template: dict[str, object] = yaml.safe_load(result.stdout)["spec"]["template"]
+    return template
+
+
+def test_the_embedded_database_does_not_restart_with_matomo_or_the_chart(helm: str, chart_copy: Path) -> None:
+    """A Matomo upgrade, a rollback or a chart bump must not restart the embedded MariaDB under the
+    serving pods: its pod template does not change with image.tag or the chart's version (it did,
+    through app.kubernetes.io/version and helm.sh/chart); it changes with MariaDB's own tag."""
+    before = _database_pod_template(helm, chart_copy, "--set", "image.tag=5.0.3-apache")
+    chart_yaml = chart_copy / "Chart.yaml"
+    meta = yaml.safe_load(chart_yaml.read_text())
+    chart_yaml.write_text(chart_yaml.read_text().replace(f"version: {meta['version']}", "version: 99.0.0", 1))
+    after = _database_pod_template(helm, chart_copy, "--set", "image.tag=5.1.2-apache")
+    assert after == before
+    labels = after["metadata"]["labels"]  # type: ignore[index]
+    assert labels["app.kubernetes.io/version"] == "11.4", labels
+    newer = _database_pod_template(helm, chart_copy, "--set", "database.embedded.image.tag=11.8")
+    assert newer["metadata"]["labels"]["app.kubernetes.io/version"] == "11.8"  # type: ignore[index]

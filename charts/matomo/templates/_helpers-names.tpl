@@ -89,6 +89,19 @@ helm.sh/chart: {{ include "matomo.chart" .root }}
 {{- end }}
 
 {{/*
+Labels of the embedded MariaDB's pod template: the selector labels and the
+MariaDB tag, not Matomo's version or the chart's. A pod template label that
+changes restarts the pod: with `matomo.labels` there, every Matomo upgrade,
+rollback or chart bump restarted the database under the serving pods.
+*/}}
+{{- define "matomo.databasePodLabels" -}}
+{{ include "matomo.selectorLabels" (dict "root" .root "component" "database") }}
+app.kubernetes.io/version: {{ regexReplaceAll "[^A-Za-z0-9_.-]" (toString .root.Values.database.embedded.image.tag) "_" | trunc 63 | trimAll "_.-" | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/part-of: matomo
+{{- end }}
+
+{{/*
 The Matomo release actually deployed: the version at the start of image.tag
 (5.0.3 for 5.0.3-apache), else the chart's appVersion; a tag that names no
 version (a digest, "latest") is shown as it is, made label-safe.
