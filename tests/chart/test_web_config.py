@@ -1,6 +1,9 @@
 """The web server config the chart renders (ConfigMap F-web) really serves
-the readiness file and never serves the config (it holds the database
-password and the salt) or Matomo's private tmp files.
+the readiness file and static assets, and never serves the config (it holds
+the database password and the salt), Matomo's private tmp files, or any file
+of core/, lang/, vendor/, libs/, plugins/, misc/user/, node_modules/ but
+static ones (Matomo's own .htaccess rules: a serving pod's code copy has no
+.htaccess, Matomo writes them at install in the hook pod only).
 
 Runs the rendered apache vhost with the machine's apache2 and the rendered
 nginx server with nginx, unprivileged, on a free loopback port, against a
@@ -50,6 +53,17 @@ def _fake_matomo(root: Path) -> None:
         "tmp/templates_c/t.php": "SECRET",
         "tmp/logs/matomo.log": "SECRET",
         "plugins/Morpheus/images/logo.png": "png",
+        "plugins/Morpheus/stylesheets/base.css": "css",
+        "vendor/twig/twig/src/x.js": "js",
+        "js/piwik.js": "/* tracker source */",
+        # PHP that only Matomo's entry points include: never run by a direct request
+        "vendor/autoload.php": "<?php // SECRET",
+        "core/Version.php": "<?php // SECRET",
+        "lang/en.json": "{\"SECRET\": 1}",
+        "plugins/Login/Login.php": "<?php // SECRET",
+        "libs/Zend/x.php": "<?php // SECRET",
+        "misc/user/x.php": "<?php // SECRET",
+        "node_modules/x/y.php": "<?php // SECRET",
     }
     for name, text in files.items():
         path = root / name
@@ -95,14 +109,19 @@ def _wait(port: int, proc: subprocess.Popen) -> None:
 
 
 SECRETS = ["config/config.ini.php", "config/common.config.ini.php", "config/global.ini.php",
-           "tmp/cache/tracker/x.php", "tmp/sessions/s", "tmp/templates_c/t.php", "tmp/logs/matomo.log"]
+           "tmp/cache/tracker/x.php", "tmp/sessions/s", "tmp/templates_c/t.php", "tmp/logs/matomo.log",
+           "vendor/autoload.php", "core/Version.php", "lang/en.json", "plugins/Login/Login.php", "libs/Zend/x.php",
+           "misc/user/x.php", "node_modules/x/y.php"]
+STATIC = ["plugins/Morpheus/images/logo.png", "plugins/Morpheus/stylesheets/base.css", "vendor/twig/twig/src/x.js",
+          "js/piwik.js"]
 
 
 def _check(port: int) -> None:
     status, body = _get(port, "matomo.js")
     assert status == 200 and "tracker" in body, "the readiness file /matomo.js is not served"
-    status, _ = _get(port, "plugins/Morpheus/images/logo.png")
-    assert status == 200, "static plugin assets must be served"
+    for path in STATIC:
+        status, _ = _get(port, path)
+        assert status == 200, f"static asset /{path} answered {status}"
     for path in SECRETS:
         status, body = _get(port, path)
         assert status in (403, 404), f"/{path} answered {status}"
