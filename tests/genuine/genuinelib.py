@@ -58,10 +58,12 @@ def images(trees: dict[str, Path], hook_bin: Path) -> dict[str, Image]:
             path=["/image/bin"], user=0)
     # The hook image is this checkout's matomo-hook (its venv and, installed editable, its
     # source): bound at the same path, since the checkout may live in /tmp, which is never
-    # the image's (every container gets its own /tmp).
+    # the image's (every container gets its own /tmp). PYTHONPATH: this checkout's source
+    # even when the venv is another clone's (a git worktree links the main clone's .tools).
     out[hook_image_ref()] = Image(entrypoint=[str(hook_bin)], cmd=["run"], user=10001,
                                   binds={str(REPO): REPO},
-                                  env={"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"})
+                                  env={"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
+                                       "PYTHONPATH": str(REPO / "hooks" / "src")})
     return out
 
 

@@ -20,6 +20,10 @@ Called once, from templates/validate.yaml.
 {{- if not (has $tz (splitList "\n" (.Files.Get "files/timezones.txt"))) }}
 {{- fail (printf "matomo.site.timezone %q is not a time zone Matomo offers for a website (its installer would refuse it after the pods started): set matomo.site.timezone to a zone of tzdata's zone.tab such as \"Europe/Berlin\" or \"America/Los_Angeles\" (not an alias such as \"US/Pacific\"), to \"UTC\", or to a fixed offset such as \"UTC+5.5\"; the chart's files/timezones.txt lists them all" $tz) }}
 {{- end }}
+{{- /* the salt Secret: the token key is another key than the salt's */}}
+{{- if eq $v.matomo.salt.existingSecretTokenKey (include "matomo.saltSecretKey" .) }}
+{{- fail (printf "matomo.salt.existingSecretTokenKey %q is the key of the salt itself: the API token that checks the salt needs a key of its own in the salt Secret (default \"token\")" $v.matomo.salt.existingSecretTokenKey) }}
+{{- end }}
 {{- /* pairs of bounds */}}
 {{- if and $v.autoscaling.enabled (gt (int $v.autoscaling.minReplicas) (int $v.autoscaling.maxReplicas)) }}
 {{- fail (printf "autoscaling.minReplicas (%d) is greater than autoscaling.maxReplicas (%d)" (int $v.autoscaling.minReplicas) (int $v.autoscaling.maxReplicas)) }}

@@ -33,6 +33,21 @@ ENV_VARS: list[tuple[str, str, str]] = [
     ("MATOMO_DATABASE_SCHEMA", "Mysql", "Mysql or Mariadb"),
     ("MATOMO_SALT", "", "Matomo salt (or MATOMO_SALT_FILE); required for install/upgrade"),
     ("MATOMO_SALT_FILE", "", "file holding the salt"),
+    (
+        "MATOMO_SALT_CHECK_TOKEN",
+        "",
+        "one API token of the installation the database came from (or _FILE): checks the salt",
+    ),
+    (
+        "MATOMO_SALT_CHECK_TOKEN_FILE",
+        "",
+        "file holding that token; a file that does not exist means no token",
+    ),
+    (
+        "MATOMO_SALT_ACCEPT_UNCHECKED",
+        "0",
+        "1: accept a salt no record or token can check on a database with API tokens",
+    ),
     ("MATOMO_INSTALLER_URL", "http://127.0.0.1:8080/", "the Matomo sidecar (localhost only)"),
     ("MATOMO_CONFIG_FILE", "/var/www/html/config/config.ini.php", "sidecar config to seed"),
     ("MATOMO_COMMAND_DIR", "/run/matomo-hook", "console channel directory"),
@@ -105,6 +120,9 @@ class Site:
 class Settings:
     database: Database | None
     salt: str | None = field(repr=False)
+    # one API token of the database's installation (salt.py); None: not given
+    salt_check_token: str | None = field(repr=False)
+    salt_accept_unchecked: bool
     installer_url: str
     installer_timeout: float
     config_file: Path
@@ -125,7 +143,11 @@ class Settings:
         return self.database
 
     def secrets(self) -> list[str]:
-        values = [self.database.password if self.database else "", self.salt or ""]
+        values = [
+            self.database.password if self.database else "",
+            self.salt or "",
+            self.salt_check_token or "",
+        ]
         if self.superuser:
             values.append(self.superuser.password)
         return [v for v in values if v]
@@ -235,9 +257,13 @@ class _Env:
             raise ConfigError(f"{name} is not set: set it to {what}")
         return value
 
-    def secret(self, name: str, required: bool, empty_file_ok: bool = False) -> str | None:
+    def secret(
+        self, name: str, required: bool, empty_file_ok: bool = False, missing_file_ok: bool = False
+    ) -> str | None:
         """A secret from NAME or NAME_FILE (exactly one). ``empty_file_ok``: an empty
-        file is a value (the database password with Cloud SQL IAM authentication)."""
+        file is a value (the database password with Cloud SQL IAM authentication).
+        ``missing_file_ok``: a file that does not exist is no value (an optional key
+        of a Secret, which Kubernetes leaves out of the volume when it is absent)."""
         file_var = f"{name}_FILE"
         direct = self.get(name)
         path = self.get(file_var)
@@ -247,6 +273,8 @@ class _Env:
             try:
                 value = Path(path).read_text(encoding="utf-8")
             except OSError as exc:
+                if missing_file_ok and isinstance(exc, FileNotFoundError):
+                    return None
                 raise ConfigError(
                     f"{file_var} names {path!r}, which cannot be read ({exc.strerror}): "
                     "mount the Secret there or fix the path"
@@ -342,6 +370,22 @@ def _database(e: _Env) -> Database:
     )
 
 
+def _salt_check_token(e: _Env) -> str | None:
+    """The API token that checks the salt (salt.py), if given: surrounding
+    whitespace (a pasted line break) is dropped; it is one word."""
+    raw = e.secret("MATOMO_SALT_CHECK_TOKEN", required=False, missing_file_ok=True)
+    if raw is None:
+        return None
+    token = raw.strip()
+    if not token or len(token) > 255 or any(c.isspace() for c in token):
+        raise ConfigError(
+            "MATOMO_SALT_CHECK_TOKEN (or its _FILE) is not an API token: put exactly one "
+            "token_auth of the old installation there (32 letters and digits, as Matomo "
+            "shows it once when it creates one), or remove it"
+        )
+    return token
+
+
 def load(env: Mapping[str, str] | None = None, need: frozenset[str] = frozenset()) -> Settings:
     """Parses the environment. ``need`` holds what the subcommand uses:
     ``db`` (database), ``install`` (salt, superuser, site), ``upgrade`` (salt),
@@ -354,6 +398,12 @@ def load(env: Mapping[str, str] | None = None, need: frozenset[str] = frozenset(
     salt = e.secret("MATOMO_SALT", required="install" in need or "upgrade" in need)
     if salt is not None:
         _ini_safe("MATOMO_SALT", salt)
+    token = _salt_check_token(e)
+    accept_unchecked = e.value("MATOMO_SALT_ACCEPT_UNCHECKED")
+    if accept_unchecked not in ("0", "1"):
+        raise ConfigError(
+            f"MATOMO_SALT_ACCEPT_UNCHECKED={accept_unchecked!r} is invalid: use 0 or 1"
+        )
 
     installer_url = e.value("MATOMO_INSTALLER_URL")
     _http_url("MATOMO_INSTALLER_URL", installer_url)
@@ -426,6 +476,8 @@ def load(env: Mapping[str, str] | None = None, need: frozenset[str] = frozenset(
     return Settings(
         database=database,
         salt=salt,
+        salt_check_token=token,
+        salt_accept_unchecked=accept_unchecked == "1",
         installer_url=installer_url,
         installer_timeout=e.number("MATOMO_HOOK_INSTALLER_TIMEOUT"),
         config_file=Path(e.value("MATOMO_CONFIG_FILE")),

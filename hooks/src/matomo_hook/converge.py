@@ -1,8 +1,10 @@
 """The database side of ``status``, ``install``, ``upgrade`` and ``run``.
 
 ``status`` reads the schema's state. The others hold the advisory lock for the
-whole decide-and-act sequence: read the state, install as needed, upgrade as
-needed, then (``run``, on an installed database) the plugin step; a second hook
+whole decide-and-act sequence: read the state, check the salt (on an installed
+database, before any write: salt.py), install as needed, upgrade as needed,
+then (``run``, on an installed database) the plugin step, and record the salt
+(salt.py) when the database has no record of it yet; a second hook
 waits for the lock, then finds nothing to do. Each prints the final state as
 one JSON line.
 
@@ -17,10 +19,11 @@ from contextlib import contextmanager
 
 import pymysql.err
 
-from . import database, installer, logs
+from . import database, installer, logs, salt
 from . import upgrade as core_update
 from .config import Settings
 from .errors import UnreachableError
+from .plugins import warn_missing as warn_missing_plugins
 
 
 @contextmanager
@@ -58,6 +61,10 @@ def converge(
         with conn.lock(settings.db.lock_timeout):
             st = conn.state()
             logs.event("status", step="status", **st.public())
+            if st.state == database.INSTALLED:
+                # before anything is written (salt.py); both only read
+                salt.check(settings, conn, st)
+                warn_missing_plugins(settings, conn)
             if install:
                 st = installer.install(settings, conn, st)
             if code is not None:
@@ -65,4 +72,6 @@ def converge(
             if plugins and st.state == database.INSTALLED:
                 conn.assert_lock_held()
                 installer.install_plugins(settings, conn)
+            if st.state == database.INSTALLED:
+                salt.record(settings, conn)  # checked above, or installed with it just now
         logs.result(st.public())

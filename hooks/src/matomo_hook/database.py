@@ -148,6 +148,61 @@ class Connection:
         names = [n[len("version_") :] for n in raw]
         return [n for n in names if PLUGIN_RE.match(n) and n != "core"]
 
+    def option(self, name: str) -> str | None:
+        """The value of Matomo option `name`, None when there is no such row."""
+        rows = self._q(
+            f"SELECT option_value FROM {self.table('option')} "  # noqa: S608 -- validated prefix
+            "WHERE option_name = %s",
+            (name,),
+        )
+        if not rows:
+            return None
+        raw = rows[0][0]
+        return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+    def add_option(self, name: str, value: str) -> bool:
+        """INSERTs option `name` (autoload 0: Matomo never loads it); False when a row
+        of that name exists already, which is left as it is."""
+        try:
+            self._q(
+                f"INSERT INTO {self.table('option')} "  # noqa: S608 -- validated prefix
+                "(option_name, option_value, autoload) VALUES (%s, %s, 0)",
+                (name, value),
+            )
+        except pymysql.err.IntegrityError as exc:
+            if exc.args and exc.args[0] == 1062:  # ER_DUP_ENTRY
+                return False
+            raise
+        return True
+
+    def user_tokens(self) -> int:
+        """API tokens people made (user_token_auth rows), without the anonymous
+        user's and Matomo's temporary system tokens."""
+        rows = self._q(
+            f"SELECT COUNT(*) FROM {self.table('user_token_auth')} "  # noqa: S608
+            "WHERE login <> 'anonymous' AND system_token = 0"
+        )
+        return int(rows[0][0])
+
+    def anonymous_tokens(self) -> list[str]:
+        """The stored tokens of Matomo's anonymous user: the token ``anonymous``, which
+        its install (DbHelper::createAnonymousUser) added hashed with the salt."""
+        rows = self._q(
+            f"SELECT password FROM {self.table('user_token_auth')} "  # noqa: S608
+            "WHERE login = 'anonymous'"
+        )
+        return [r[0].decode() if isinstance(r[0], bytes) else str(r[0]) for r in rows]
+
+    def token_hash_exists(self, hashed: str) -> bool:
+        """Whether a user_token_auth row holds `hashed` (plugins/UsersManager/Model.php
+        stores each token as hashTokenAuth(token), never the token itself)."""
+        rows = self._q(
+            f"SELECT COUNT(*) FROM {self.table('user_token_auth')} "  # noqa: S608
+            "WHERE password = %s",
+            (hashed,),
+        )
+        return int(rows[0][0]) > 0
+
     def assert_lock_held(self) -> None:
         """Before acting: the advisory lock must still be ours. A cut connection
         raises pymysql's OperationalError (exit 3 in the CLI); a lock held by

@@ -110,6 +110,13 @@ def create_tables(root: Path) -> int:
             f"INSERT IGNORE INTO `{prefix}user` (login, password, email, superuser_access, "
             "date_registered) VALUES ('anonymous', '', 'anonymous@example.org', 0, NOW())"
         )
+        salt = str((matomo_config.read(root / "config" / "config.ini.php") or {})
+                   .get("General", {}).get("salt", ""))  # fmt: skip
+        cur.execute(  # its token, hashed as Model::addTokenAuth does, unless there
+            f"INSERT IGNORE INTO `{prefix}user_token_auth` (login, description, password, "
+            "hash_algo, date_created) VALUES ('anonymous', 'anonymous default token', %s, "
+            "'sha512', NOW())", (schema.anonymous_token_hash(salt),),
+        )  # fmt: skip
         for name, value in (("install_version", code), ("version_core", code)):
             cur.execute(
                 f"INSERT IGNORE INTO `{prefix}option` (option_name, option_value, autoload) "

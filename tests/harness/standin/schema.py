@@ -5,6 +5,8 @@ leaves -- and the plugin tables created on the first request after it
 
 from __future__ import annotations
 
+import hashlib
+
 ENGINE = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci"
 
 CORE: dict[str, str] = {
@@ -176,6 +178,13 @@ PLUGINS_INSTALLED = [
     "Live", "CustomVariables", "PagePerformance", "CustomDimensions", "JsTrackerInstallCheck",
     "FeatureFlags",
 ]  # fmt: skip
+
+
+def anonymous_token_hash(salt: str) -> str:
+    """The anonymous user's token row: DbHelper::createAnonymousUser adds the token
+    'anonymous' through Model::addTokenAuth, which stores hashTokenAuth(token):
+    sha512 of token . salt (plugins/UsersManager/Model.php)."""
+    return hashlib.sha512(("anonymous" + salt).encode()).hexdigest()
 
 
 def create_sql(prefix: str, name: str, body: str) -> str:

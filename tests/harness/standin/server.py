@@ -535,6 +535,14 @@ class Installation:
                 f"INSERT INTO {self.t('user')} (login, password, email, superuser_access, "
                 "date_registered) VALUES ('anonymous', '', 'anonymous@example.org', 0, NOW())"
             )
+            # Model::addTokenAuth('anonymous', 'anonymous', ...): hashed with the salt
+            salt = str((self.config or {}).get("General", {}).get("salt", ""))
+            cur.execute(
+                f"INSERT INTO {self.t('user_token_auth')} (login, description, password, "
+                "hash_algo, date_created) VALUES ('anonymous', 'anonymous default token', "
+                "%s, 'sha512', NOW())",
+                (schema.anonymous_token_hash(salt),),
+            )
             version = self.owner.code_version()
             self.set_option(cur, "install_version", version)
             self.set_option(cur, "version_core", version)
