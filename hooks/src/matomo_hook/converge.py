@@ -17,7 +17,7 @@ from contextlib import contextmanager
 
 import pymysql.err
 
-from . import database, installer, logs
+from . import backup, database, installer, logs
 from . import upgrade as core_update
 from .config import Settings
 from .errors import UnreachableError
@@ -66,3 +66,14 @@ def converge(
                 conn.assert_lock_held()
                 installer.install_plugins(settings, conn)
         logs.result(st.public())
+
+
+def restore(settings: Settings) -> None:
+    """Under the advisory lock: loads the dump MATOMO_HOOK_RESTORE_FILE unless the
+    last restore recorded that file (backup.py); its name is checked before connecting."""
+    name = backup.restore_name(settings)
+    with _connection(settings, "restore") as conn:
+        with conn.lock(settings.db.lock_timeout):
+            outcome = backup.restore(settings, conn, name)
+            st = conn.state()
+        logs.result({"restore": outcome, "file": name, **st.public()})
