@@ -59,9 +59,12 @@ def images(trees: dict[str, Path], hook_bin: Path) -> dict[str, Image]:
     # The hook image is this checkout's matomo-hook (its venv and, installed editable, its
     # source): bound at the same path, since the checkout may live in /tmp, which is never
     # the image's (every container gets its own /tmp).
+    # PYTHONPATH: this checkout's source even where the venv's editable install is another
+    # worktree's.
     out[hook_image_ref()] = Image(entrypoint=[str(hook_bin)], cmd=["run"], user=10001,
                                   binds={str(REPO): REPO},
-                                  env={"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"})
+                                  env={"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
+                                       "PYTHONPATH": str(REPO / "hooks" / "src")})
     return out
 
 
@@ -148,12 +151,17 @@ class Release:
         return dict(self.suite.cp.get(f"/apis/batch/v1/namespaces/{self.namespace}/cronjobs/{F}-archiver"))
 
     # ------------------------------------------------------------ pods
+    @property
+    def claims(self) -> Path:
+        """The release's PersistentVolumeClaims, a directory each: kept while the release lives."""
+        return self.suite.workdir.parent / "claims" / self.namespace
+
     def pod(self, role: str, spec: dict[str, Any], routes: dict[int, Path] | None = None,
             hosts: list[str] | None = None) -> Pod:
         pod = Pod(f"{role}-{next(_n)}", spec, namespace=self.namespace, images=self.suite.images,
                   objects=ClusterObjects(self.suite.cp, self.namespace), workdir=self.suite.workdir,
                   routes={3306: self.suite.db.socket_path, **(routes or {})}, hosts=hosts,
-                  kube=self.suite.kube)
+                  kube=self.suite.kube, claims=self.claims)
         self.pods.append(pod)
         return pod
 
