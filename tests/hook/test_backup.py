@@ -8,8 +8,10 @@ import gzip
 import os
 import re
 import shutil
+import signal
 import stat
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ import pytest
 
 from harness.mariadb import MariaDB
 
-from .conftest import base_env, checksums, run_hook, set_code_version
+from .conftest import base_env, checksums, run_hook, set_code_version, start_hook
 from .test_upgrade import console_calls, sidecar  # noqa: F401  (fixture)
 
 DUMP_RE = re.compile(r"^matomo-5\.1\.2-to-5\.2\.0-\d{8}T\d{6}Z\.sql\.gz$")
@@ -189,6 +191,35 @@ def test_a_failing_dump_tool_stops_the_upgrade_before_core_update(
     assert res.returncode == 4, res.stderr
     assert "mariadb-dump could not be started" in the_error(res)
     assert console_calls(record) == []
+
+
+def test_sigterm_during_the_dump_leaves_no_file_and_no_dump_running(
+    installed: tuple[dict[str, str], Path, Path, Path], mariadb: MariaDB, mariadb_database: str,
+    tmp_path: Path,
+) -> None:
+    """The pod deleted (or the Job's deadline) while the dump runs: exit 143, the dump
+    process killed, its partial file removed, core:update not run."""
+    env, _, backups, record = installed
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    pidfile = tmp_path / "dump.pid"
+    fake = bin_dir / "mariadb-dump"
+    fake.write_text(f"#!/bin/sh\necho $$ > {pidfile}\necho '-- a dump that takes long'\nexec sleep 60\n")
+    fake.chmod(0o755)
+    env["PATH"] = f"{bin_dir}:{env['PATH']}"
+    proc = start_hook(env, "upgrade")
+    deadline = time.monotonic() + 30
+    while not (pidfile.exists() and [n for n in os.listdir(backups) if n.endswith(".partial")]):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 143, err
+    assert os.listdir(backups) == [], "the partial dump was left behind"
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pidfile.read_text()), 0)
+    assert console_calls(record) == []
+    assert version_core(mariadb, mariadb_database) == "5.1.2"
 
 
 def test_an_unusable_folder_stops_the_upgrade_before_core_update(
