@@ -8,6 +8,12 @@ when it is over the limit (default 100 MB).
 With SITE_DIR (an existing install, e.g. a venv's site-packages), nothing is
 installed: a copy of that tree is shaped as the image would hold it and
 measured; the tree itself is left unchanged.
+
+The budget is the venv's: the MariaDB client the Dockerfile installs with apt
+(mariadb-dump and mariadb, for the dump before core:update and restore) is
+outside it and not measured here; it adds 12 MB to the image on the local
+Debian base of tools/images (perl there already) and about 60 MB on
+python:3.12-slim, 47 MB of it perl (hooks/README.md, "Image").
 """
 
 from __future__ import annotations

@@ -50,6 +50,19 @@ CASES = {
         {"database": {"cloudsql": {"gcpServiceAccount": "matomo"}}},
         ["database.cloudsql.gcpServiceAccount"],
     ),
+    "backup-typo": ({"backup": {"enable": False}}, ["enable"]),
+    "backup-keep-zero": ({"backup": {"keep": 0}}, ["backup.keep"]),
+    "backup-keep-string": ({"backup": {"keep": "3"}}, ["backup.keep"]),
+    "backup-size-with-space": ({"backup": {"persistence": {"size": "8 GB"}}}, ["backup.persistence.size"]),
+    "backup-access-mode": ({"backup": {"persistence": {"accessModes": ["ReadWriteAlways"]}}},
+                           ["backup.persistence.accessModes"]),
+    "backup-no-access-mode": ({"backup": {"persistence": {"accessModes": []}}}, ["backup.persistence.accessModes"]),
+    "backup-existing-claim": ({"backup": {"persistence": {"existingClaim": "My_Claim"}}},
+                              ["backup.persistence.existingClaim"]),
+    "backup-restore-parent": ({"backup": {"restore": {"file": "../matomo.sql.gz"}}}, ["backup.restore.file"]),
+    "backup-restore-path": ({"backup": {"restore": {"file": "dumps/matomo.sql.gz"}}}, ["backup.restore.file"]),
+    "backup-restore-hidden": ({"backup": {"restore": {"file": ".matomo.sql.gz"}}}, ["backup.restore.file"]),
+    "backup-restore-space": ({"backup": {"restore": {"file": "my dump.sql.gz"}}}, ["backup.restore.file"]),
 }
 
 

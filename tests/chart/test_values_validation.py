@@ -107,6 +107,13 @@ REJECTED: dict[str, dict[str, tuple[dict, list[str]]]] = {
         "secrets-deadline-below-api-timeout": ({"hook": {"secrets": {"activeDeadlineSeconds": 30, "apiTimeout": 60}}},
                                                ["hook.secrets.activeDeadlineSeconds (30)", "hook.secrets.apiTimeout (60)"]),
     },
+    "backup": {
+        "restore-without-backup": ({"backup": {"enabled": False, "restore": {"file": "x.sql.gz"}}},
+                                   ['backup.restore.file is "x.sql.gz"', "backup.enabled is false"]),
+        "restore-without-backup-existing-claim": ({"backup": {"enabled": False, "restore": {"file": "x.sql.gz"},
+                                                              "persistence": {"existingClaim": "dumps"}}},
+                                                  ["backup.restore.file", "backup.enabled=true"]),
+    },
     "compat": {
         "mariadb-schema-on-5.0": ({"image": {"tag": "5.0.3-apache"}, "database": {"schema": "Mariadb"}},
                                   ["database.schema is Mariadb", '"5.0.3-apache"', "set database.schema=Mysql"]),
@@ -145,6 +152,8 @@ VALID = {
     "mariadb-schema-on-5.1": {"image": {"tag": "5.1.2-fpm"}, "database": {"schema": "Mariadb"}},
     "mysql-schema-on-5.0": {"image": {"tag": "5.0.3-apache"}, "database": {"schema": "Mysql"}},
     "mariadb-schema-unparsed-tag": {"image": {"tag": "fpm-alpine"}, "database": {"schema": "Mariadb"}},
+    "restore-file-with-existing-claim": {"backup": {"persistence": {"existingClaim": "dumps.old-release"},
+                                                    "restore": {"file": "matomo-5.0.3-to-5.1.2-20261206T041500Z.sql.gz"}}},
 }
 
 
@@ -160,7 +169,7 @@ def _helm(helm: str, command: str, values_file: Path, release: str = "matomo"):
 
 
 def test_every_family_has_cases() -> None:
-    assert set(REJECTED) == {"name", "cron", "timezone", "url", "bounds", "compat", "password"}
+    assert set(REJECTED) == {"name", "cron", "timezone", "url", "bounds", "compat", "password", "backup"}
     assert all(len(cases) >= 2 for cases in REJECTED.values())
 
 

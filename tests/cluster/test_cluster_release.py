@@ -375,7 +375,9 @@ def test_uninstall_keeps_only_what_is_kept(step: Release) -> None:
             for vct in doc["spec"].get("volumeClaimTemplates") or []:
                 for i in range(doc["spec"].get("replicas", 1)):
                     claims.add(f"PersistentVolumeClaim/{vct['metadata']['name']}-{doc['metadata']['name']}-{i}")
-    allowed_keep = {f"Secret/{F}-superuser"}  # only when matomo.superuser.password renders it
+    # the superuser Secret only when matomo.superuser.password renders it; the dumps' volume
+    # (backup.enabled, README "Backups and restoring")
+    allowed_keep = {f"Secret/{F}-superuser", f"PersistentVolumeClaim/{F}-backup"}
     assert keep <= allowed_keep, f"objects kept on uninstall beyond the documented ones: {keep - allowed_keep}"
     generated = {f"Secret/{n}" for n in generated_secrets(rel.values)}
     assert f"Secret/{F}-salt" in generated, "the salt Secret is not generated outside Helm (kept on uninstall)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,6 +75,7 @@ def release(suite: Suite) -> Iterator[Release]:
         yield rel
     finally:
         rel.stop()
+        shutil.rmtree(rel.claims, ignore_errors=True)
         with contextlib.suppress(Exception):
             suite.helm.run("uninstall", "matomo", "-n", ns, "--no-hooks", check=False)
         with contextlib.suppress(Exception):

@@ -150,12 +150,17 @@ class Release:
         return dict(self.suite.cp.get(f"/apis/batch/v1/namespaces/{self.namespace}/cronjobs/{F}-archiver"))
 
     # ------------------------------------------------------------ pods
+    @property
+    def claims(self) -> Path:
+        """The release's PersistentVolumeClaims, a directory each: kept while the release lives."""
+        return self.suite.workdir.parent / "claims" / self.namespace
+
     def pod(self, role: str, spec: dict[str, Any], routes: dict[int, Path] | None = None,
             hosts: list[str] | None = None) -> Pod:
         pod = Pod(f"{role}-{next(_n)}", spec, namespace=self.namespace, images=self.suite.images,
                   objects=ClusterObjects(self.suite.cp, self.namespace), workdir=self.suite.workdir,
                   routes={3306: self.suite.db.socket_path, **(routes or {})}, hosts=hosts,
-                  kube=self.suite.kube)
+                  kube=self.suite.kube, claims=self.claims)
         self.pods.append(pod)
         return pod
 

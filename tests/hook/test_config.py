@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.hookrun import HOOK_SRC
+
 from .conftest import hook_command, run_hook
 
 
@@ -64,6 +66,9 @@ BAD = [
     ({"MATOMO_INSTALLER_URL": "file:///tmp"}, "MATOMO_INSTALLER_URL"),
     ({"MATOMO_HOOK_DB_TIMEOUT": "soon"}, "MATOMO_HOOK_DB_TIMEOUT"),
     ({"MATOMO_CODE_VERSION": "five"}, "MATOMO_CODE_VERSION"),
+    ({"MATOMO_HOOK_BACKUP_DIR": "backups"}, "MATOMO_HOOK_BACKUP_DIR"),
+    ({"MATOMO_HOOK_BACKUP_KEEP": "0"}, "MATOMO_HOOK_BACKUP_KEEP"),
+    ({"MATOMO_HOOK_BACKUP_KEEP": "2.5"}, "MATOMO_HOOK_BACKUP_KEEP"),
 ]
 
 
@@ -71,6 +76,7 @@ def good_env(tmp_path: Path, port: int) -> dict[str, str]:
     (tmp_path / "config").mkdir(exist_ok=True)
     return {
         "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(HOOK_SRC),  # this checkout's hook (the venv's may be another worktree's)
         "MATOMO_DATABASE_HOST": "127.0.0.1",
         "MATOMO_DATABASE_PORT": str(port),
         "MATOMO_DATABASE_USERNAME": "u",
@@ -124,7 +130,7 @@ def test_help_lists_every_variable_and_does_not_import_kubernetes() -> None:
         "assert 'kubernetes' not in sys.modules, 'kubernetes imported'\n"
     )
     res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         env={"PATH": "/usr/bin:/bin"})  # fmt: skip
+                         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(HOOK_SRC)})  # fmt: skip
     assert res.returncode == 0, res.stderr
 
 

@@ -136,3 +136,43 @@ writes the local config.ini.php. Call with (dict "root" $ "writeConfig" bool "na
       readOnly: true
 {{- end }}
 
+
+{{/*
+The database settings of the hook image's containers (the Jobs F-hook and
+F-restore): the password is the file database-password of a volume mounted
+at /var/run/secrets/matomo, projected from matomo.hookDatabasePasswordSource.
+In cloudsql mode the database is the proxy sidecar on 127.0.0.1.
+Call with the root context.
+*/}}
+{{- define "matomo.hookDatabaseEnv" -}}
+- name: MATOMO_DATABASE_HOST
+  value: {{ include "matomo.databaseHost" . | quote }}
+- name: MATOMO_DATABASE_PORT
+  value: {{ include "matomo.databasePort" . | quote }}
+- name: MATOMO_DATABASE_USERNAME
+  value: {{ .Values.database.username | quote }}
+- name: MATOMO_DATABASE_PASSWORD_FILE
+  value: /var/run/secrets/matomo/database-password
+- name: MATOMO_DATABASE_DBNAME
+  value: {{ .Values.database.name | quote }}
+- name: MATOMO_DATABASE_TABLES_PREFIX
+  value: {{ .Values.database.tablesPrefix | quote }}
+- name: MATOMO_DATABASE_SCHEMA
+  value: {{ .Values.database.schema | quote }}
+{{- end }}
+
+{{/* A projected volume's source of the file database-password. Call with the root context. */}}
+{{- define "matomo.hookDatabasePasswordSource" -}}
+- secret:
+    name: {{ include "matomo.databaseSecretName" . }}
+    items:
+      - key: {{ include "matomo.databaseSecretKey" . }}
+        path: database-password
+{{- end }}
+
+{{/* The volume of the dumps (backup.enabled), mounted at /backups. Call with the root context. */}}
+{{- define "matomo.backupVolume" -}}
+- name: backups
+  persistentVolumeClaim:
+    claimName: {{ include "matomo.backupClaimName" . }}
+{{- end }}

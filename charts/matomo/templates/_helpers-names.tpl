@@ -35,6 +35,11 @@ F = matomo.fullname.
 {{- define "matomo.mariadbName" -}}{{ include "matomo.fullname" . | trunc 44 | trimSuffix "-" }}-mariadb{{- end }}
 {{- define "matomo.testName" -}}{{ include "matomo.fullname" . }}-test{{- end }}
 {{- define "matomo.secretsHookName" -}}{{ include "matomo.fullname" . }}-secrets{{- end }}
+{{- define "matomo.restoreName" -}}{{ include "matomo.fullname" . }}-restore{{- end }}
+{{/* The volume of the dumps the hook takes before core:update: backup.persistence.existingClaim, or F-backup. */}}
+{{- define "matomo.backupClaimName" -}}
+{{- .Values.backup.persistence.existingClaim | default (printf "%s-backup" (include "matomo.fullname" .)) }}
+{{- end }}
 
 {{- define "matomo.saltSecretName" -}}
 {{- .Values.matomo.salt.existingSecret | default (printf "%s-salt" (include "matomo.fullname" .)) }}

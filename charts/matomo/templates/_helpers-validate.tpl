@@ -51,6 +51,13 @@ Called once, from templates/validate.yaml.
 {{- if le (int $v.hook.secrets.activeDeadlineSeconds) (int $v.hook.secrets.apiTimeout) }}
 {{- fail (printf "hook.secrets.activeDeadlineSeconds (%d) is not above hook.secrets.apiTimeout (%d): the Job would be killed before it reports why the API refused it" (int $v.hook.secrets.activeDeadlineSeconds) (int $v.hook.secrets.apiTimeout)) }}
 {{- end }}
+{{- /* backups: the restore reads the backup volume; the hook writes it through the pod's fsGroup */}}
+{{- if and $v.backup.restore.file (not $v.backup.enabled) }}
+{{- fail (printf "backup.restore.file is %q but backup.enabled is false: the dumps are on the backup volume, which only backup.enabled mounts; set backup.enabled=true (with backup.persistence.existingClaim if the volume is not this release's), or unset backup.restore.file" $v.backup.restore.file) }}
+{{- end }}
+{{- if and $v.backup.enabled (kindIs "invalid" $v.podSecurityContext.fsGroup) }}
+{{- fail (printf "backup.enabled needs podSecurityContext.fsGroup: the hook (uid %v) writes its dumps to the volume %s, which the kubelet makes writable to the pod's fsGroup only; set podSecurityContext.fsGroup (33 by default), or backup.enabled=false" ($v.hook.securityContext.runAsUser | default "of the image") (include "matomo.backupClaimName" .)) }}
+{{- end }}
 {{- end }}
 
 {{/* A cron schedule as the CronJob controller parses it (five fields or a @macro). Call with (dict "name" "archiver.schedule" "schedule" "..."). */}}

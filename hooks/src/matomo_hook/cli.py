@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="matomo-hook",
         description="Install, upgrade and roll Matomo from a Helm hook Job. Safe to run any "
-        "number of times; never drops or truncates a table.",
+        "number of times; never drops or truncates a table (but restore, which loads the dump "
+        "a person named).",
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

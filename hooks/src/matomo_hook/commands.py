@@ -18,7 +18,7 @@ from .config import Settings, load
 class Command:
     help: str
     # what config.load must find: db (database), install (salt, superuser, site),
-    # upgrade (salt), roll (Deployment)
+    # upgrade (salt), roll (Deployment), restore (backup folder and file)
     needs: frozenset[str]
     run: Callable[[Settings], None]
 
@@ -54,6 +54,12 @@ def _run(settings: Settings) -> None:
     _roll(settings)
 
 
+def _restore(settings: Settings) -> None:
+    from . import converge  # noqa: PLC0415
+
+    converge.restore(settings)
+
+
 def _secrets(settings: Settings) -> None:
     from . import secrets  # noqa: PLC0415
 
@@ -85,6 +91,12 @@ COMMANDS: dict[str, Command] = {
         "status, then install or upgrade as needed, then roll (what the Jobs run)",
         frozenset({"db", "install", "upgrade", "roll"}),
         _run,
+    ),
+    "restore": Command(
+        "load the dump MATOMO_HOOK_RESTORE_FILE of MATOMO_HOOK_BACKUP_DIR into the database, "
+        "once: a file the last restore recorded is not loaded again (the Job F-restore)",
+        frozenset({"db", "restore"}),
+        _restore,
     ),
     "secrets": Command(
         "create each Secret of MATOMO_HOOK_SECRETS that is absent, with random "

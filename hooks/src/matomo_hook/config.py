@@ -74,6 +74,17 @@ ENV_VARS: list[tuple[str, str, str]] = [
         'JSON {"secrets": [{"name": N, "keys": {KEY: LENGTH}}], "labels": {}, "annotations": {}}',
     ),
     ("MATOMO_HOOK_SECRETS_TIMEOUT", "60", "seconds secrets retries a refused or failed API call"),
+    (
+        "MATOMO_HOOK_BACKUP_DIR",
+        "(no dump)",
+        "folder of the dumps taken before core:update (required for restore)",
+    ),
+    ("MATOMO_HOOK_BACKUP_KEEP", "3", "dumps kept in MATOMO_HOOK_BACKUP_DIR, the newest"),
+    (
+        "MATOMO_HOOK_RESTORE_FILE",
+        "(required for restore)",
+        "file name of the dump restore loads, in MATOMO_HOOK_BACKUP_DIR",
+    ),
     ("KUBECONFIG", "", "used by roll and secrets when KUBERNETES_SERVICE_HOST is unset"),
 ]
 DEFAULTS = {name: default for name, default, _ in ENV_VARS if default and default[0] != "("}
@@ -135,6 +146,9 @@ class Settings:
     namespace: str
     deployment: str | None
     rollout_timeout: float
+    backup_dir: Path | None = None
+    backup_keep: int = 3
+    restore_file: str | None = None
 
     @property
     def db(self) -> Database:
@@ -389,7 +403,7 @@ def _salt_check_token(e: _Env) -> str | None:
 def load(env: Mapping[str, str] | None = None, need: frozenset[str] = frozenset()) -> Settings:
     """Parses the environment. ``need`` holds what the subcommand uses:
     ``db`` (database), ``install`` (salt, superuser, site), ``upgrade`` (salt),
-    ``roll`` (Deployment).
+    ``roll`` (Deployment), ``restore`` (backup folder and file).
     Malformed values are refused even when not needed; missing ones only when needed."""
     e = _Env(os.environ if env is None else env)
 
@@ -473,6 +487,8 @@ def load(env: Mapping[str, str] | None = None, need: frozenset[str] = frozenset(
     if "roll" in need and deployment is None:
         raise ConfigError("MATOMO_HOOK_DEPLOYMENT is not set: set it to the Deployment to restart")
 
+    backup_dir, keep, restore_file = _backup(e, "restore" in need)
+
     return Settings(
         database=database,
         salt=salt,
@@ -490,4 +506,31 @@ def load(env: Mapping[str, str] | None = None, need: frozenset[str] = frozenset(
         namespace=namespace,
         deployment=deployment,
         rollout_timeout=e.number("MATOMO_HOOK_ROLLOUT_TIMEOUT"),
+        backup_dir=backup_dir,
+        backup_keep=keep,
+        restore_file=restore_file,
     )
+
+
+def _backup(e: _Env, restore: bool) -> tuple[Path | None, int, str | None]:
+    """The dumps' folder (none: no dump before core:update), how many to keep, and the
+    file ``restore`` loads (its name is checked against the folder by backup.py, which
+    can list the dumps there)."""
+    raw_dir = e.get("MATOMO_HOOK_BACKUP_DIR")
+    if raw_dir is not None and not raw_dir.startswith("/"):
+        raise ConfigError(
+            f"MATOMO_HOOK_BACKUP_DIR={raw_dir!r} is not an absolute path: use e.g. /backups"
+        )
+    keep = int(e.number("MATOMO_HOOK_BACKUP_KEEP", integer=True))
+    restore_file = e.get("MATOMO_HOOK_RESTORE_FILE")
+    if restore:
+        if raw_dir is None:
+            raise ConfigError(
+                "MATOMO_HOOK_BACKUP_DIR is not set: set it to the folder of the dumps"
+            )
+        if restore_file is None:
+            raise ConfigError(
+                "MATOMO_HOOK_RESTORE_FILE is not set: set it (backup.restore.file) to the "
+                "name of the dump to restore"
+            )
+    return (Path(raw_dir) if raw_dir is not None else None), keep, restore_file

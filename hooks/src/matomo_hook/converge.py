@@ -19,7 +19,7 @@ from contextlib import contextmanager
 
 import pymysql.err
 
-from . import database, installer, logs, salt
+from . import backup, database, installer, logs, salt
 from . import upgrade as core_update
 from .config import Settings
 from .errors import UnreachableError
@@ -75,3 +75,14 @@ def converge(
             if st.state == database.INSTALLED:
                 salt.record(settings, conn)  # checked above, or installed with it just now
         logs.result(st.public())
+
+
+def restore(settings: Settings) -> None:
+    """Under the advisory lock: loads the dump MATOMO_HOOK_RESTORE_FILE unless the
+    last restore recorded that file (backup.py); its name is checked before connecting."""
+    name = backup.restore_name(settings)
+    with _connection(settings, "restore") as conn:
+        with conn.lock(settings.db.lock_timeout):
+            outcome = backup.restore(settings, conn, name)
+            st = conn.state()
+        logs.result({"restore": outcome, "file": name, **st.public()})

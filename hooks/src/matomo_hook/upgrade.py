@@ -1,6 +1,6 @@
 """Gets Matomo's own schema upgrade (``console core:update``) run exactly once,
 by the Matomo sidecar through the console channel (console.py), under the
-caller's advisory lock.
+caller's advisory lock, after a dump of Matomo's tables (backup.py).
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import time
 
-from . import console, logs, matomo_config
+from . import backup, console, logs, matomo_config
 from .config import Settings
 from .database import Connection, State
 from .errors import ConfigError, RefusedError
@@ -64,8 +64,10 @@ def downgrade_refusal(database: str, code: str) -> str:
 
 
 def upgrade(settings: Settings, conn: Connection, st: State, code: str) -> State:
-    """Runs core:update once when the code is newer than version_core; refuses code
-    older than version_core (RefusedError, before anything is written)."""
+    """Runs core:update once when the code is newer than version_core, after a dump of
+    the tables (none when MATOMO_HOOK_BACKUP_DIR is unset; a failed dump is RefusedError
+    and no core:update); refuses code older than version_core (RefusedError, before
+    anything is written)."""
     if st.version_core is None:
         logs.event("upgrade_skipped", state=st.state, step="upgrade", reason="no version_core")
         return st
@@ -74,6 +76,8 @@ def upgrade(settings: Settings, conn: Connection, st: State, code: str) -> State
     if not needs_update(st, code):
         logs.event("upgrade_skipped", state=st.state, step="upgrade", reason="up to date")
         return st
+    conn.assert_lock_held()
+    backup.before_update(settings, conn, st.version_core, code)
     start = time.monotonic()
     logs.event(
         "upgrade_start",
