@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from harness.helm import F, HOOK
-from nodelib import Context, Prestarted, Release, TIMEOUT, prestart, wait_until
+from harness.helm import F
+from nodelib import HOOK, TIMEOUT, Context, Prestarted, Release, prestart, wait_until
+from test_node_local import record_bench
 from test_node_modes import start_database
 
 from harness import vm_install
@@ -70,7 +71,8 @@ def every_hook_log(rel: Release) -> str:
 
 def hook_events(rel: Release) -> list[dict[str, Any]]:
     lines = rel.kubectl("logs", f"job/{HOOK}", "-c", "hook", "--tail=-1").stdout.splitlines()
-    return [json.loads(line) for line in lines if line.startswith("{")]
+    parsed = (json.loads(line) for line in lines if line.startswith("{"))
+    return [e for e in parsed if "event" in e]  # the last line is the result, not an event
 
 
 def backup_files(rel: Release, claim: str) -> dict[str, bytes]:
@@ -126,7 +128,8 @@ def legacy_sql(rel: Release, sql: str) -> str:
 def legacy_checksums(rel: Release) -> str:
     tables = legacy_sql(rel, "SHOW TABLES").split()
     assert len(tables) > 30, tables
-    return legacy_sql(rel, "CHECKSUM TABLE " + ", ".join(f"`{t}`" for t in tables) + " EXTENDED")
+    # Matomo's table names need no quoting (and backquotes would be sh's command substitution)
+    return legacy_sql(rel, "CHECKSUM TABLE " + ", ".join(tables) + " EXTENDED")
 
 
 def test_vm_matomo_moved_to_an_external_database(prestarted: Prestarted) -> None:
@@ -155,6 +158,8 @@ def test_vm_matomo_moved_to_an_external_database(prestarted: Prestarted) -> None
     assert [e.get("by") for e in events if e["event"] == "salt_checked"] == ["token"], names
     assert names.index("salt_checked") < names.index("backup_done") < names.index("upgrade_start"), names
     assert names.count("upgraded") == 1 and names.count("salt_recorded") == 1, names
+    (done,) = [e for e in events if e["event"] == "backup_done"]
+    record_bench("backup_before_core_update_s", float(done["duration_s"]))
     assert legacy_sql(rel, "SELECT option_value FROM matomo_option WHERE option_name='version_core'") == NEW
     logs = every_hook_log(rel)
     for secret in (vm.salt, vm.token, vm.superuser.password, vm.user.password):
