@@ -26,6 +26,8 @@ import json
 import secrets
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,16 +47,22 @@ COMMON = ("--set", f"image.tag={NEW}-apache", "--set", "database.schema=Mysql")
 SALT_SECRET = "matomo-moved-salt"
 
 
-def vm_dump(workdir: Path) -> tuple[vm_install.VMInstall, Path]:
-    """A 5.0.3 installed and used on this machine outside the chart, its MariaDB stopped after the dump
-    (the old installation's writes stopped, README step 2)."""
-    host_db = start_mariadb(workdir / "db")
+@contextmanager
+def vm_dump(prefix: str) -> Iterator[tuple[vm_install.VMInstall, Path]]:
+    """A 5.0.3 installed and used on this machine outside the chart, and its dump; its MariaDB stopped
+    after the dump (the old installation's writes stopped, README step 2), its folder removed after."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
     try:
-        db = vm_install.Database.on(host_db, host_db.new_database("vm"))
-        vm = vm_install.install(OLD, workdir / "vm", db, visits=3, actions_per_visit=2)
-        return vm, vm_install.dump_database(db, workdir / "matomo.sql")
+        host_db = start_mariadb(work / "db")
+        try:
+            db = vm_install.Database.on(host_db, host_db.new_database("vm"))
+            vm = vm_install.install(OLD, work / "vm", db, visits=3, actions_per_visit=2)
+            dump = vm_install.dump_database(db, work / "matomo.sql")
+        finally:
+            host_db.stop()
+        yield vm, dump
     finally:
-        host_db.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def salt_secret(rel: Release, vm: vm_install.VMInstall) -> None:
@@ -106,9 +114,7 @@ def assert_moved(rel: Release, vm: vm_install.VMInstall) -> None:
 # ------------------------------------------------------------ external database
 @prestart("test_vm_matomo_moved_to_an_external_database", "adopt-ext")
 def start_external(ctx: Context, rel: Release) -> None:
-    work = Path(tempfile.mkdtemp(prefix="vm-ext-"))
-    try:
-        vm, dump = vm_dump(work)
+    with vm_dump("vm-ext-") as (vm, dump):
         rel.vm = vm  # type: ignore[attr-defined]
         password = start_database(rel, "legacydb")
         rel.db_args = ("--set", "database.mode=external", "--set", "database.external.host=legacydb",  # type: ignore[attr-defined]
@@ -116,8 +122,6 @@ def start_external(ctx: Context, rel: Release) -> None:
         # README step 6, external: the dump restored into the user's own server
         rel.node.cp.kubectl("-n", rel.namespace, "exec", "-i", "deploy/legacydb", "--", "sh", "-c",
                             'exec mariadb -umatomo -p"$MARIADB_PASSWORD" matomo', input=dump.read_text())
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def legacy_sql(rel: Release, sql: str) -> str:
@@ -180,9 +184,7 @@ CLAIM = "matomo-backup"
 
 @prestart("test_vm_matomo_moved_into_the_embedded_database", "adopt-emb")
 def start_embedded(ctx: Context, rel: Release) -> None:
-    work = Path(tempfile.mkdtemp(prefix="vm-emb-"))
-    try:
-        vm, dump = vm_dump(work)
+    with vm_dump("vm-emb-") as (vm, dump):
         rel.vm = vm  # type: ignore[attr-defined]
         salt_secret(rel, vm)
         # README step 6, embedded: a claim of the user's, the dump copied in through a pod that mounts it
@@ -207,8 +209,6 @@ def start_embedded(ctx: Context, rel: Release) -> None:
         rel.kubectl("delete", "pod", "matomo-copy", "--wait=true")
         rel.install(*COMMON, "--set", f"matomo.salt.existingSecret={SALT_SECRET}",
                     "--set", f"backup.persistence.existingClaim={CLAIM}", "--set", "backup.restore.file=matomo.sql")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def test_vm_matomo_moved_into_the_embedded_database(prestarted: Prestarted) -> None:

@@ -192,21 +192,26 @@ def _compress(src: IO[bytes], dest: Path) -> int:
     return total
 
 
+def _start_client(
+    tool: str, argv: list[str], error: type[Exception], **streams: Any
+) -> subprocess.Popen[bytes]:
+    """Starts one of the MariaDB client tools; `error` names a missing one."""
+    try:
+        return subprocess.Popen(argv, **streams)
+    except OSError as exc:
+        raise error(
+            f"{tool} could not be started ({exc.strerror}): the hook image must "
+            "have the MariaDB client tools (the chart's hook image has them)"
+        ) from None
+
+
 def _dump(db: Database, tables: list[str], dest: Path) -> int:
     """mariadb-dump of ``tables`` gzipped into ``dest``; the bytes of SQL."""
     with client_options(db) as options, tempfile.TemporaryFile() as err:
-        try:
-            proc = subprocess.Popen(
-                dump_argv(db, options, tables),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=err,
-            )
-        except OSError as exc:
-            raise _Failed(
-                f"{DUMP_TOOL} could not be started ({exc.strerror}): the hook image must "
-                "have the MariaDB client tools (the chart's hook image has them)"
-            ) from None
+        proc = _start_client(
+            DUMP_TOOL, dump_argv(db, options, tables), _Failed,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
+        )  # fmt: skip
         assert proc.stdout is not None
         try:
             try:
@@ -379,18 +384,10 @@ def _load(db: Database, path: Path) -> None:
         tempfile.TemporaryFile() as err,
         _opened(path) as src,
     ):
-        try:
-            proc = subprocess.Popen(
-                load_argv(db, options),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-            )
-        except OSError as exc:
-            raise RefusedError(
-                f"{CLIENT_TOOL} could not be started ({exc.strerror}): the hook image must "
-                "have the MariaDB client tools (the chart's hook image has them)"
-            ) from None
+        proc = _start_client(
+            CLIENT_TOOL, load_argv(db, options), RefusedError,
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err,
+        )  # fmt: skip
         assert proc.stdin is not None
         try:
             with contextlib.suppress(BrokenPipeError):  # the client stopped: its exit says why
