@@ -9,8 +9,11 @@ write their figures to NODE_BENCH_OUT):
   - the hook Job's own duration (status.startTime -> completionTime, 1 s resolution),
     and from the `hook` container's exit to the Job's completion (the sidecar's stop);
   - helm upgrade --wait from 5.0.3 to 5.1.2 (image.tag), core:update included;
-  - a serving pod's start: creation -> Ready, the init container's run, and the
-    same code copy (`cp -R /usr/src/matomo/. <emptyDir>`) timed inside the pod.
+  - a serving pod's start: creation -> Ready, its init container's run, and the
+    KiB its writable volumes hold after the install, a visit and the archiver;
+  - the timelines of the last run's install and upgrade (tests/node/timeline.py:
+    every pod's and Job's transitions as the API server's watch delivered them,
+    the hook's own log events, helm's start and return).
 Skipped where the real node cannot run (not root, no network namespaces).
 """
 
@@ -30,16 +33,22 @@ from common import ROOT, Section, main_for
 METRICS = [
     ("helm_install_wait_s", "helm install --wait, values/local.yaml (s)"),
     ("install_to_first_stored_hit_s", "helm install -> first tracking request stored (s)"),
-    ("hook_job_install_s", "hook Job of the install: start -> complete (s)"),
+    ("hook_job_install_s", "hook Job of the install: start -> complete (s, 1 s resolution)"),
     ("hook_exit_to_job_complete_s", "hook container exit -> Job complete (s, 1 s resolution; sidecar stop)"),
     ("helm_upgrade_503_to_512_s", "helm upgrade --wait 5.0.3 -> 5.1.2, core:update included (s)"),
     ("serving_pod_created_to_ready_s", "serving pod: created -> Ready (s, 1 s resolution)"),
-    ("init_container_run_s", "init container (copy + config): start -> exit (s, 1 s resolution)"),
-    ("code_copy_ms", "the code copy alone, timed in a running pod (ms)"),
-    ("code_copy_files", "files copied"),
-    ("code_copy_mb", "MB copied"),
+    ("init_container_run_s", "init container (config + plugin list + version check): start -> exit (s, 1 s resolution)"),
+    ("serving_pod_writable_kib", "serving pod: KiB in its writable volumes (after install, a visit, the archiver)"),
     ("hook_image_import_kubernetes_s", "hook image, read-only: python -c 'import kubernetes.client' (s, fastest of 3)"),
     ("hook_image_venv_mb", "hook image: its venv with bytecode (MB)"),
+]
+# issue 21's targets: (metric, limit, what)
+TARGETS = [
+    ("serving_pod_created_to_ready_s", 3, "serving pod created -> Ready <= 3 s"),
+    ("hook_job_install_s", 15, "hook Job (install) <= 15 s"),
+    ("helm_install_wait_s", 30, "helm install --wait <= 30 s"),
+    ("helm_upgrade_503_to_512_s", 30, "helm upgrade 5.0.3 -> 5.1.2 <= 30 s"),
+    ("serving_pod_writable_kib", 5 * 1024, "a pod's writable volumes < 5 MB (5120 KiB)"),
 ]
 
 
@@ -65,6 +74,7 @@ def run(repeat: int) -> Section:
         section.skipped = reason
         return section
     data: dict[str, list[float]] = {}
+    timelines: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as d:
         out = Path(d) / "bench.json"
         for _ in range(max(1, repeat)):
@@ -74,25 +84,33 @@ def run(repeat: int) -> Section:
                             "tests/node/test_hook_image.py", "tests/node/test_node_local.py",
                             "tests/node/test_node_lifecycle.py"],
                            cwd=ROOT, env=env, check=False)
+            for name in ("install", "upgrade"):  # the last run's
+                f = Path(d) / f"timeline-{name}.md"
+                if f.exists():
+                    timelines[name] = f.read_text()
         if out.exists():
             data = json.loads(out.read_text())
     for key, label in METRICS:
         values = data.get(key, [])
         section.rows.append([label, fmt(values), str(len(values))])
+    rows = ["| target | median | met |", "|---|---|---|"]
+    for key, limit, what in TARGETS:
+        values = data.get(key, [])
+        med = statistics.median(values) if values else None
+        met = "not measured" if med is None else ("yes" if med <= limit else "**NO**")
+        rows.append(f"| {what} | {'-' if med is None else f'{med:g}'} | {met} |")
+    section.appendix.append("### Targets of issue 21 (medians above)\n\n" + "\n".join(rows) + "\n")
     section.notes.append("one fresh node per run (control plane + containerd + kubelet in a network namespace); "
                          "the machine's other work shares its 2 cores")
     section.notes.append(
-        "the code copy: every serving pod (and the hook pod, and each archiver run) copies the whole release "
-        "tree (about 11,000 files, 100 MB) from the image's /usr/src/matomo into an emptyDir before Matomo "
-        "starts, so pod start grows with the tree and the node's disk, and each pod holds its own 100 MB. "
-        "A better way: serve the code where the image has it, read-only (DocumentRoot /usr/src/matomo), and "
-        "mount only what Matomo writes: an emptyDir on tmp/ and the config directory (config.ini.php written "
-        "by the init container, common.config.ini.php from the Secret): no copy, start time independent of "
-        "the tree (caveat: Matomo rewrites matomo.js when plugins add tracker code, so that file needs a "
-        "writable mount or a pre-generated copy in the image); plugins installed from the marketplace "
-        "would then need an image of their own, which the "
-        "chart's read-only design implies anyway. Kubernetes image volumes (ImageVolume, beta in 1.33) are "
-        "another way to mount the code read-only without copying")
+        "the code is not copied: every Matomo container runs it where the image has it (/usr/src/matomo, "
+        "read-only root filesystem), with Matomo's config and tmp/ in an emptyDir at /var/lib/matomo "
+        "(files/bootstrap.php); test_node_local fails if the code is a mount, writable, or copied into a volume")
+    for name, text in timelines.items():
+        section.appendix.append(f"### Timeline of the last run's {name}\n\n"
+                                "Seconds from the timeline's start (the watch's arrival times; rows marked "
+                                "'already at first sight' were there when it began).\n\n"
+                                + text.split("\n", 2)[-1].strip() + "\n")
     return section
 
 

@@ -80,6 +80,7 @@ class Section:
     notes: list[str] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)
     skipped: str | None = None
+    appendix: list[str] = field(default_factory=list)  # markdown after the notes (### headings at most)
 
     def table(self) -> str:
         if self.skipped:
@@ -99,6 +100,7 @@ class Section:
         parts = [f"## {self.title}\n", self.table()]
         if self.notes:
             parts.append("\n" + "\n".join(f"- {n}" for n in self.notes) + "\n")
+        parts += [a.rstrip() + "\n" for a in self.appendix]
         return "\n".join(parts)
 
     def print(self) -> None:

@@ -268,6 +268,47 @@ def test_mounts_name_existing_volumes_and_native_sidecars_are_well_formed(helm: 
     assert not problems, "\n".join(problems)
 
 
+CODE_DIR, USER_PATH = "/usr/src/matomo", "/var/lib/matomo"  # matomo.codeDir, matomo.userPath
+# the containers that run Matomo's code (the serving pods' matomo, the archiver, the hook pod's installer)
+MATOMO_CONTAINERS = {"matomo", "archiver", "matomo-installer"}
+
+
+@EVERY_VALUES_FILE
+def test_every_matomo_container_runs_the_images_code_in_place(helm: str, values_file: Path | None) -> None:
+    """No copy of the code: every container running Matomo keeps the image's tree at
+    /usr/src/matomo (nothing mounted over it), gets files/bootstrap.php at its root and
+    its writable files in the emptyDir matomo-data at /var/lib/matomo. The only volume
+    at the code's path is nginx's: the static files, read-only."""
+    problems, seen = [], set()
+    for doc in render(helm, values_file):
+        for spec in _pod_specs(doc):
+            where = f"{doc['kind']}/{doc['metadata']['name']}"
+            volumes = {v["name"]: v for v in spec.get("volumes", [])}
+            for c in spec.get("initContainers", []) + spec.get("containers", []):
+                if c["name"] == "copy-code":
+                    problems.append(f"{where}: a copy-code init container")
+                mounts = {m["mountPath"]: m for m in c.get("volumeMounts", [])}
+                at_code = mounts.get(CODE_DIR)
+                if at_code and (c["name"], at_code["name"], at_code.get("readOnly")) != ("nginx", "matomo-static", True):
+                    problems.append(f"{where}/{c['name']}: {at_code['name']} mounted at {CODE_DIR}")
+                if c["name"] not in MATOMO_CONTAINERS:
+                    continue
+                seen.add(c["name"])
+                boot = mounts.get(f"{CODE_DIR}/bootstrap.php", {})
+                if (boot.get("name"), boot.get("subPath"), boot.get("readOnly")) != ("matomo-bootstrap", "bootstrap.php", True):
+                    problems.append(f"{where}/{c['name']}: no read-only bootstrap.php at {CODE_DIR}: {boot}")
+                if mounts.get(USER_PATH, {}).get("name") != "matomo-data":
+                    problems.append(f"{where}/{c['name']}: matomo-data is not at {USER_PATH}")
+            if "matomo-data" in volumes and volumes["matomo-data"].get("emptyDir") is None:
+                problems.append(f"{where}: matomo-data is not an emptyDir")
+            if "matomo-bootstrap" in volumes:
+                items = volumes["matomo-bootstrap"].get("configMap", {}).get("items")
+                if items != [{"key": "bootstrap.php", "path": "bootstrap.php"}]:
+                    problems.append(f"{where}: matomo-bootstrap holds {items}")
+    assert not problems, "\n".join(problems)
+    assert seen >= {"matomo", "matomo-installer"}, f"rendered only {sorted(seen)}"  # the archiver may be off
+
+
 NETWORK_POLICY_MODES = {
     "embedded": {},
     "external": {"database": {"mode": "external", "password": "pw", "external": {"host": "db.example.org", "port": 3310}}},

@@ -1,11 +1,14 @@
 """charts/matomo/files/matomo-init.sh: the init container of the Matomo pods.
 
-Run with /bin/sh: it copies the code, writes the local config.ini.php
-(header, [database] password, [General] salt, [PluginsInstalled] as Matomo's
-own code lists the plugins: that part runs genuine Matomo, from
-tests/harness/matomo_release.py) and refuses values that config.ini.php
-cannot hold, naming the variable and never printing the secret (those cases
-stop before any code is read, so a fake tree serves them).
+Run with /bin/sh: it runs the code where it is (MATOMO_CODE_DIR, never
+copied nor written), writes Matomo's writable files into the user path
+(MATOMO_USER_PATH: config/ and tmp/, the local config.ini.php with its header,
+[database] password, [General] salt, [PluginsInstalled] as Matomo's own code
+lists the plugins: that part runs genuine Matomo, from
+tests/harness/matomo_release.py), copies only the static files into
+MATOMO_STATIC_DIR when set (the fpm variant's nginx), and refuses values that
+config.ini.php cannot hold, naming the variable and never printing the secret
+(those cases stop before any code is read, so a fake tree serves them).
 """
 
 from __future__ import annotations
@@ -31,30 +34,56 @@ def tree(tmp_path: Path) -> tuple[Path, Path]:
     (src / "config").mkdir()
     (src / "config" / "global.ini.php").write_text("[General]\n")
     (src / "index.php").write_text("<?php\n")
-    dst = tmp_path / "html"
+    dst = tmp_path / "data"
     dst.mkdir()
     return src, dst
 
 
 @pytest.fixture()
 def genuine(genuine_src: Path, tmp_path: Path) -> tuple[Path, Path]:
-    dst = tmp_path / "html"
+    dst = tmp_path / "data"
     dst.mkdir()
     return genuine_src, dst
 
 
 def run(src: Path, dst: Path, **env: str) -> subprocess.CompletedProcess:
-    full = {"PATH": os.environ["PATH"], "MATOMO_SOURCE_DIR": str(src), "MATOMO_TARGET_DIR": str(dst), **env}
+    full = {"PATH": os.environ["PATH"], "MATOMO_CODE_DIR": str(src), "MATOMO_USER_PATH": str(dst), **env}
     return subprocess.run(["/bin/sh", str(SCRIPT)], env=full, capture_output=True, text=True, timeout=60, check=False)
 
 
-def test_copies_the_code_and_writes_the_local_config(genuine) -> None:
+def snapshot(tree: Path) -> dict[str, tuple[int, int, int]]:
+    """Every entry of `tree` with its mode, size and mtime: any write into it shows."""
+    out = {}
+    for dirpath, dirs, files in os.walk(tree):
+        for name in dirs + files:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            out[os.path.relpath(path, tree)] = (st.st_mode, st.st_size, st.st_mtime_ns)
+    return out
+
+
+def listing(tree: Path) -> list[str]:
+    return sorted(str(p.relative_to(tree)) for p in tree.rglob("*"))
+
+
+# the files nginx serves as files (files/nginx/default.conf), so the ones matomo-init.sh copies for it
+STATIC_SUFFIXES = {".gif", ".ico", ".jpg", ".png", ".svg", ".js", ".css", ".htm", ".html", ".mp3", ".mp4",
+                   ".wav", ".ogg", ".avi", ".ttf", ".eot", ".woff", ".woff2"}
+
+
+def test_writes_the_local_config_into_the_user_path_and_copies_no_code(genuine) -> None:
     src, dst = genuine
-    result = run(src, dst, MATOMO_DATABASE_PASSWORD="p@ss w0rd$x\\y", MATOMO_SALT="s" * 64)
+    common = dst.parent / "common.config.ini.php"
+    common.write_text("; <?php exit; ?>\n[General]\n")
+    before = snapshot(src)
+    result = run(src, dst, MATOMO_DATABASE_PASSWORD="p@ss w0rd$x\\y", MATOMO_SALT="s" * 64,
+                 MATOMO_COMMON_CONFIG=str(common))
     assert result.returncode == 0, result.stderr
-    assert (dst / "index.php").is_file()
-    assert (dst / "config" / "global.ini.php").is_file()
-    assert (dst / "tmp").is_dir()
+    # Matomo's writable files only: no index.php, core/, plugins/ or global.ini.php in the user path
+    assert listing(dst) == ["config", "config/common.config.ini.php", "config/config.ini.php", "tmp"]
+    assert (dst / "config" / "common.config.ini.php").read_text() == common.read_text()
+    # the code is read where it is, never written (the image's tree, read-only in the pods)
+    assert snapshot(src) == before
     config = (dst / "config" / "config.ini.php").read_text()
     assert config.startswith("; <?php exit; ?> DO NOT REMOVE THIS LINE\n")
     assert '[database]\npassword = "p@ss w0rd$x\\\\y"\n' in config, "a backslash is written doubled"
@@ -65,6 +94,48 @@ def test_copies_the_code_and_writes_the_local_config(genuine) -> None:
     assert oct((dst / "config" / "config.ini.php").stat().st_mode & 0o777) == "0o600"
     assert "p@ss" not in result.stderr + result.stdout
     assert not list((dst / "config").glob(".config.ini.php.*"))
+    assert "static" not in result.stderr, "no static copy without MATOMO_STATIC_DIR"
+
+
+def test_the_plugins_follow_the_config_in_the_user_path(genuine) -> None:
+    """Matomo's code reads the config from the user path (the second argument of
+    matomo-plugins.php): a plugin the managed config activates is listed."""
+    src, dst = genuine
+    common = dst.parent / "common.config.ini.php"
+    common.write_text('; <?php exit; ?>\n[Plugins]\nPlugins[] = "DBStats"\n')
+    result = run(src, dst, MATOMO_DATABASE_PASSWORD="pw", MATOMO_SALT="s" * 64, MATOMO_COMMON_CONFIG=str(common))
+    assert result.returncode == 0, result.stderr
+    config = (dst / "config" / "config.ini.php").read_text()
+    plugins = [line.split('"')[1] for line in config.splitlines() if line.startswith("PluginsInstalled[]")]
+    assert "DBStats" in plugins and len(plugins) == 65, plugins
+
+
+def test_copies_only_the_static_files_for_nginx(genuine) -> None:
+    """The fpm variant: nginx (another image, no Matomo code) serves the static files
+    matomo-init.sh copies into MATOMO_STATIC_DIR, keeping their paths; no PHP file, no
+    config, readable by nginx's user (another uid than Matomo's)."""
+    src, dst = genuine
+    static = dst.parent / "static"
+    static.mkdir()
+    before = snapshot(src)
+    result = run(src, dst, MATOMO_DATABASE_PASSWORD="pw", MATOMO_SALT="s" * 64, MATOMO_STATIC_DIR=str(static))
+    assert result.returncode == 0, result.stderr
+    files = [p for p in static.rglob("*") if p.is_file()]
+    assert not [p for p in files if p.suffix == ".php" or ".php" in p.name], "no PHP file for nginx"
+    assert not [p for p in files if p.suffix not in STATIC_SUFFIXES and p != static / "robots.txt"], \
+        "only what nginx serves as a file"
+    assert not (static / "config").exists() and not (static / "tmp").exists()
+    # the readiness file, the trackers and the UI's assets, with the code's paths and contents
+    for name in ("matomo.js", "piwik.js", "js/piwik.js", "plugins/Morpheus/images/logo.svg", "robots.txt"):
+        assert (static / name).read_bytes() == (src / name).read_bytes(), name
+    expected = sorted([str(p.relative_to(src)) for p in src.rglob("*")
+                       if p.is_file() and p.suffix in STATIC_SUFFIXES] + ["robots.txt"])
+    assert sorted(str(p.relative_to(static)) for p in files) == expected
+    assert all(p.stat().st_mode & 0o444 == 0o444 for p in files), "nginx reads them as another user"
+    assert all(p.stat().st_mode & 0o555 == 0o555 for p in static.rglob("*") if p.is_dir())
+    # the user path still holds Matomo's writable files only, and the code is untouched
+    assert listing(dst) == ["config", "config/config.ini.php", "tmp"]
+    assert snapshot(src) == before
 
 
 @pytest.mark.parametrize("name", sorted(ACCEPTED))
@@ -89,28 +160,25 @@ def test_a_restarted_init_container_writes_the_config_again(genuine) -> None:
     work = Path(tempfile.mkdtemp(prefix="matomo-init-"))  # a folder www-data can reach
     try:
         work.chmod(0o755)
-        dst = work / "html"
-        dst.mkdir()
-        os.chown(dst, 33, 33)
+        dst = work / "data"
+        static = work / "static"
+        for d in (dst, static):  # emptyDirs, Matomo's user's; the code is root's, not writable for it
+            d.mkdir()
+            os.chown(d, 33, 33)
         common = work / "common.config.ini.php"
         common.write_text("[General]\n")
         common.chmod(0o444)  # the Secret's file as the pod sees it; copied with its mode, read-only
-        env = {"PATH": os.environ["PATH"], "MATOMO_SOURCE_DIR": str(src), "MATOMO_TARGET_DIR": str(dst),
+        env = {"PATH": os.environ["PATH"], "MATOMO_CODE_DIR": str(src), "MATOMO_USER_PATH": str(dst),
+               "MATOMO_STATIC_DIR": str(static),
                "MATOMO_DATABASE_PASSWORD": "pw", "MATOMO_SALT": "s" * 64, "MATOMO_COMMON_CONFIG": str(common)}
         for attempt in range(2):
             result = subprocess.run([setpriv, "--reuid=33", "--regid=33", "--clear-groups", "/bin/sh", str(SCRIPT)],
                                     env=env, capture_output=True, text=True, timeout=120, check=False)
             assert result.returncode == 0, f"run {attempt + 1}: {result.stderr}"
+            assert (dst / "config" / "config.ini.php").stat().st_uid == 33
+            assert (static / "matomo.js").is_file()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def test_copy_only_mode_writes_no_config(tree) -> None:
-    src, dst = tree
-    result = run(src, dst, MATOMO_INIT_WRITE_CONFIG="0")
-    assert result.returncode == 0, result.stderr
-    assert (dst / "index.php").is_file()
-    assert not (dst / "config" / "config.ini.php").exists()
 
 
 def test_empty_password_is_allowed_for_iam_authentication(genuine) -> None:
@@ -129,8 +197,7 @@ def test_refuses_values_config_ini_cannot_hold(tree, variable: str, bad: str, wo
     assert result.returncode == 1
     assert variable in result.stderr and word in result.stderr
     assert "cret" not in result.stderr + result.stdout
-    assert not (dst / "config" / "config.ini.php").exists()
-    assert not (dst / "index.php").exists(), "must fail before copying"
+    assert list(dst.iterdir()) == [], "must fail before writing anything"
 
 
 @pytest.mark.parametrize("variable", ["MATOMO_DATABASE_PASSWORD", "MATOMO_SALT"])

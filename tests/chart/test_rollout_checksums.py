@@ -1,9 +1,11 @@
 """The Matomo pods roll when what they mount from a ConfigMap changes: the
 pod template's checksum/web follows the web server config (ConfigMap F-web,
 files/apache/, files/nginx/ and their values) and checksum/scripts the scripts
-the pods run (ConfigMap F-scripts: matomo-init.sh, matomo-plugins.php); a
-change to the hook pod's scripts (hook-matomo.sh, matomo-tables.php) rolls
-nothing, since no serving pod mounts them.
+the pods run (ConfigMap F-scripts: matomo-init.sh, matomo-plugins.php,
+matomo-version-check.php, and bootstrap.php, which every Matomo container
+mounts at the code's root); a change to the hook pod's scripts
+(hook-matomo.sh, matomo-tables.php) rolls nothing, since no serving pod
+mounts them.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ def chart_copy(tmp_path: Path) -> Path:
 CHANGES = [
     ("files/matomo-init.sh", "checksum/scripts", "checksum/scripts"),
     ("files/matomo-plugins.php", "checksum/scripts", "checksum/scripts"),
+    ("files/matomo-version-check.php", "checksum/scripts", "checksum/scripts"),
+    ("files/bootstrap.php", "checksum/scripts", "checksum/scripts"),
     ("files/apache/000-default.conf", "checksum/web", None),
     ("files/apache/ports.conf", "checksum/web", None),
     ("files/nginx/default.conf", None, "checksum/web"),

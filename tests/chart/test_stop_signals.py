@@ -137,14 +137,20 @@ def test_hook_sidecar_stops_with_its_php_server(helm: str, pid1: list[str], tmp_
         pytest.skip("php is not installed (./dev tools installs it)")
     c = container(rendered(helm, f"image.variant={variant}"), "Job", "matomo-installer")
     assert c["command"] == ["/bin/sh", "/opt/matomo-hook/hook-matomo.sh"]
+    # the code as the image has it (the sidecar publishes core/Version.php and the plugins at start)
     code = tmp_path / "code"
-    code.mkdir()
+    (code / "core").mkdir(parents=True)
+    (code / "core" / "Version.php").write_text("<?php const VERSION = '5.1.2';\n")
+    (code / "plugins" / "CoreHome").mkdir(parents=True)
+    (code / "plugins" / "CoreHome" / "CoreHome.php").write_text("<?php\n")
     (code / "console").write_text("")
     (code / "index.php").write_text("<?php echo 'ok';\n")
     port = free_port()
+    # the rendered env, with the folders moved here (the chart's are the pod's: /usr/src/matomo, /var/lib/matomo)
     env = {**{e["name"]: e["value"] for e in c["env"] if "value" in e},
            "PATH": os.environ["PATH"], "PHP_BIN": php, "MATOMO_LISTEN": f"127.0.0.1:{port}",
-           "MATOMO_CODE_DIR": str(code), "MATOMO_COMMAND_DIR": str(tmp_path / "channel")}
+           "MATOMO_CODE_DIR": str(code), "MATOMO_USER_PATH": str(tmp_path / "data"),
+           "MATOMO_COMMAND_DIR": str(tmp_path / "channel")}
     script = CHART / "files" / "hook-matomo.sh"
     proc = start_pid1(pid1, ["/bin/sh", str(script)], env)
 

@@ -2,8 +2,13 @@
 the readiness file and static assets, and never serves the config (it holds
 the database password and the salt), Matomo's private tmp files, or any file
 of core/, lang/, vendor/, libs/, plugins/, misc/user/, node_modules/ but
-static ones (Matomo's own .htaccess rules: a serving pod's code copy has no
-.htaccess, Matomo writes them at install in the hook pod only).
+static ones (Matomo's own .htaccess rules: the image's code has no .htaccess,
+Matomo writes them at install, and the code is read-only in the pods).
+
+Both serve the code where the image has it, /usr/src/matomo (nginx: the
+static files matomo-init.sh copies there for it); Matomo's writable files are
+outside it, in /var/lib/matomo. The fake tree still holds a config and tmp
+files in the code's folder: the rules must hide them wherever they are.
 
 Runs the rendered apache vhost with the machine's apache2 and the rendered
 nginx server with nginx, unprivileged, on a free loopback port, against a
@@ -31,6 +36,8 @@ from harness.basics import free_port
 
 APACHE_MODULES = ["mpm_event", "authz_core", "authz_host", "mime", "dir", "alias"]
 APACHE_MODULE_DIR = Path("/usr/lib/apache2/modules")
+CODE_DIR = "/usr/src/matomo"  # the image's code (the chart's matomo.codeDir)
+USER_PATH = "/var/lib/matomo"  # Matomo's writable files (matomo.userPath, files/bootstrap.php)
 
 
 def _web_config(helm: str, variant: str) -> dict:
@@ -128,6 +135,27 @@ def _check(port: int) -> None:
         assert "SECRET" not in body
 
 
+def _nginx_main_config(tmp_path: Path, types: str) -> Path:
+    """nginx.conf for running the chart's server block (tmp_path/server.conf) unprivileged in tmp_path."""
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(f"""daemon off;
+pid {tmp_path}/nginx.pid;
+error_log {tmp_path}/error.log;
+events {{}}
+http {{
+  access_log off;
+  client_body_temp_path {tmp_path}/body;
+  fastcgi_temp_path {tmp_path}/fastcgi;
+  proxy_temp_path {tmp_path}/proxy;
+  uwsgi_temp_path {tmp_path}/uwsgi;
+  scgi_temp_path {tmp_path}/scgi;
+  types {{ {types} }}
+  include {tmp_path}/server.conf;
+}}
+""")
+    return conf
+
+
 def test_apache_vhost_serves_matomo_js_and_hides_the_config(helm: str, tmp_path: Path, docroot: Path) -> None:
     apache = shutil.which("apache2") or "/usr/sbin/apache2"
     if not Path(apache).exists() or not APACHE_MODULE_DIR.is_dir():
@@ -135,7 +163,8 @@ def test_apache_vhost_serves_matomo_js_and_hides_the_config(helm: str, tmp_path:
     data = _web_config(helm, "apache")
     assert data["ports.conf"].strip().endswith("Listen 8080")
     port = free_port()
-    vhost = data["000-default.conf"].replace("/var/www/html", str(docroot)).replace("*:8080", f"*:{port}")
+    assert f"DocumentRoot {CODE_DIR}\n" in data["000-default.conf"]
+    vhost = data["000-default.conf"].replace(CODE_DIR, str(docroot)).replace("*:8080", f"*:{port}")
     vhost = vhost.replace("/proc/self/fd/2", str(tmp_path / "error.log")).replace("/proc/self/fd/1", str(tmp_path / "access.log"))
     # Modules built into the binary (log_config, unixd on Debian) cannot be loaded again.
     modules = "\n".join(f"LoadModule {m}_module {APACHE_MODULE_DIR}/mod_{m}.so"
@@ -170,25 +199,11 @@ def test_nginx_serves_matomo_js_and_hides_the_config(helm: str, tmp_path: Path, 
         pytest.skip("nginx is not installed (apt-get install nginx-light to run this test)")
     data = _web_config(helm, "fpm")
     port = free_port()
-    server = data["default.conf"].replace("/var/www/html", str(docroot)).replace("listen 8080;", f"listen 127.0.0.1:{port};")
+    assert f"root {CODE_DIR};" in data["default.conf"]
+    server = data["default.conf"].replace(CODE_DIR, str(docroot)).replace("listen 8080;", f"listen 127.0.0.1:{port};")
     server = server.replace("include fastcgi_params;", "")
     (tmp_path / "server.conf").write_text(server)
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(f"""daemon off;
-pid {tmp_path}/nginx.pid;
-error_log {tmp_path}/error.log;
-events {{}}
-http {{
-  access_log off;
-  client_body_temp_path {tmp_path}/body;
-  fastcgi_temp_path {tmp_path}/fastcgi;
-  proxy_temp_path {tmp_path}/proxy;
-  uwsgi_temp_path {tmp_path}/uwsgi;
-  scgi_temp_path {tmp_path}/scgi;
-  types {{ application/javascript js; image/png png; }}
-  include {tmp_path}/server.conf;
-}}
-""")
+    conf = _nginx_main_config(tmp_path, "application/javascript js; image/png png;")
     proc = subprocess.Popen([nginx, "-c", str(conf), "-p", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         _wait(port, proc)
@@ -198,3 +213,76 @@ http {{
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("variant, name", [("apache", "000-default.conf"), ("fpm", "default.conf")])
+def test_the_writable_files_are_outside_what_is_served(helm: str, variant: str, name: str) -> None:
+    """config.ini.php (password, salt) and tmp/ are in the user path: no directive of the
+    web config serves it, and it is not inside the code's folder the server serves."""
+    conf = _web_config(helm, variant)[name]
+    directives = [line for line in conf.splitlines() if line.strip() and not line.strip().startswith("#")]
+    assert not [line for line in directives if USER_PATH in line or "/var/www/html" in line]
+    assert not (USER_PATH + "/").startswith(CODE_DIR.rstrip("/") + "/")
+
+
+def test_nginx_sends_the_root_to_matomos_index_php_which_it_does_not_have(helm: str, tmp_path: Path) -> None:
+    """In the fpm pod nginx has the static files only (matomo-init.sh's copy, mounted at the
+    code's path) and php-fpm has the code at that same path: a request for / must reach
+    Matomo's index.php through php-fpm (nginx's index module would find no index.php and
+    answer 403). php-fpm runs chrooted into a tree that holds the code at nginx's root path,
+    as the matomo container has it."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    fpm = shutil.which("php-fpm") or shutil.which("php-fpm8.2") or "/usr/sbin/php-fpm8.2"
+    if not Path(nginx).exists() or not Path(fpm).exists():
+        pytest.skip("nginx and php-fpm are not installed (apt-get install nginx-light php8.2-fpm to run this test)")
+    if os.geteuid() != 0 or not Path("/etc/nginx/fastcgi_params").is_file():
+        pytest.skip("needs root (php-fpm's chroot) and nginx's fastcgi_params")
+    base = Path(tempfile.mkdtemp(prefix="matomo-fpm-"))
+    try:
+        os.chmod(base, 0o755)
+        static = base / "static"  # nginx's view: matomo-static at the code's path
+        static.mkdir()
+        (static / "matomo.js").write_text("/* tracker */")
+        code = base / "chroot" / str(static).lstrip("/")  # php-fpm's view: the code at that same path
+        code.mkdir(parents=True)
+        (code / "index.php").write_text("<?php echo 'matomo index ', $_SERVER['SCRIPT_NAME'], ' ', $_SERVER['QUERY_STRING'];\n")
+        for dirpath, _dirs, files in os.walk(base):
+            os.chmod(dirpath, 0o755)
+            for f in files:
+                os.chmod(os.path.join(dirpath, f), 0o644)
+        fpm_port, port = free_port(), free_port()
+        (tmp_path / "fpm.conf").write_text(f"""[global]
+error_log = {tmp_path}/fpm.log
+daemonize = no
+[www]
+user = www-data
+group = www-data
+listen = 127.0.0.1:{fpm_port}
+pm = static
+pm.max_children = 1
+chroot = {base / "chroot"}
+""")
+        server = _web_config(helm, "fpm")["default.conf"].replace(CODE_DIR, str(static))
+        server = server.replace("listen 8080;", f"listen 127.0.0.1:{port};")
+        server = server.replace("include fastcgi_params;", "include /etc/nginx/fastcgi_params;")
+        assert "fastcgi_pass 127.0.0.1:9000;" in server
+        server = server.replace("fastcgi_pass 127.0.0.1:9000;", f"fastcgi_pass 127.0.0.1:{fpm_port};")
+        (tmp_path / "server.conf").write_text(server)
+        _nginx_main_config(tmp_path, "application/javascript js;")
+        php = subprocess.Popen([fpm, "-n", "-F", "-R", "-y", str(tmp_path / "fpm.conf")],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        web = subprocess.Popen([nginx, "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            _wait(fpm_port, php)
+            _wait(port, web)
+            assert _get(port, "matomo.js") == (200, "/* tracker */")
+            assert _get(port, "") == (200, "matomo index /index.php "), (tmp_path / "error.log").read_text()
+            assert _get(port, "?module=CoreHome&action=index") == (200, "matomo index /index.php module=CoreHome&action=index")
+            assert _get(port, "index.php?a=b") == (200, "matomo index /index.php a=b")
+        finally:
+            for proc in (web, php):
+                proc.terminate()
+                proc.wait(timeout=10)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -132,10 +132,9 @@ def _hook_job_spec_problems(rel: Release, job: dict[str, Any], event: str) -> li
         problems.append(f"serviceAccountName is {pod.get('serviceAccountName')!r}, want {HOOK}")
     inits = {c["name"]: c for c in pod.get("initContainers") or []}
     mains = {c["name"]: c for c in pod.get("containers") or []}
-    if "copy-code" not in inits:
-        problems.append("initContainer copy-code missing")
-    elif inits["copy-code"].get("restartPolicy") == "Always":
-        problems.append("copy-code must be a plain init container")
+    # no copy of the code: the sidecar runs the image's, read-only
+    if "copy-code" in inits:
+        problems.append("initContainer copy-code present: the code must not be copied")
     installer = inits.get("matomo-installer")
     if not installer:
         problems.append("native sidecar matomo-installer missing")
@@ -179,7 +178,9 @@ def _hook_job_spec_problems(rel: Release, job: dict[str, Any], event: str) -> li
         if plain is not None and "value" in plain:
             problems.append(f"hook env {secret} is a literal value, not a secretKeyRef")
     vols = {v["name"]: v for v in pod.get("volumes") or []}
-    for name in ("matomo-code", "hook-channel"):
+    if "matomo-code" in vols:
+        problems.append("volume matomo-code present: the code must not be copied")
+    for name in ("matomo-data", "matomo-config", "hook-channel"):
         if "emptyDir" not in vols.get(name, {}):
             problems.append(f"volume {name} is not an emptyDir")
     mounts = {m["mountPath"]: m for m in hook.get("volumeMounts") or []}

@@ -202,8 +202,9 @@ class Release:
     def stop(self) -> None:
         """Stops every pod of the release and frees its volumes (logs stay).
 
-        Each pod's emptyDir holds a copy of Matomo's code (~90 MB): a session
-        runs ~50 pods, and the real node's suite after this one needs the disk.
+        Each pod's volumes hold a few MB (Matomo's config and caches; the fpm
+        variant's static files, ~17 MB): a session runs ~50 pods, and the real
+        node's suite after this one needs the disk.
         """
         for pod in self.pods:
             pod.stop()

@@ -11,9 +11,9 @@ from pathlib import Path
 from genuinelib import Release, track
 
 
-def _strip_plugins_installed(pod_code: Path) -> None:
+def _strip_plugins_installed(user_path: Path) -> None:
     """The pod's config as the chart's init script wrote it before the fix."""
-    config = pod_code / "config" / "config.ini.php"
+    config = user_path / "config" / "config.ini.php"
     text = config.read_text()
     config.write_text(text[: text.index("[PluginsInstalled]")])
 
@@ -56,7 +56,7 @@ def test_helm_test_fails_when_the_tracker_would_store_nothing(release: Release) 
     release.helm_apply("5.1.2")
     assert release.run_hook().exit_code == 0
     pod = release.serving_pod()
-    _strip_plugins_installed(pod.volumes["matomo-code"][0])
+    _strip_plugins_installed(pod.volumes["matomo-data"][0])
     # the defect: every hit answered 204, none stored
     assert track(pod, 3) == [204, 204, 204]
     assert release.count("log_visit") == 0

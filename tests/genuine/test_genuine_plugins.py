@@ -10,8 +10,8 @@ import re
 from genuinelib import Release, api, login_token, track
 
 
-def _pod_plugins(pod_code) -> list[str]:  # type: ignore[no-untyped-def]
-    text = (pod_code / "config" / "config.ini.php").read_text()
+def _pod_plugins(user_path) -> list[str]:  # type: ignore[no-untyped-def]
+    text = (user_path / "config" / "config.ini.php").read_text()
     return re.findall(r'^PluginsInstalled\[\] = "(\w+)"$', text, re.M)
 
 
@@ -22,7 +22,7 @@ def test_pods_list_what_matomo_installed(release: Release) -> None:
     installer_config = (hook.pod.volumes["matomo-config"][0] / "config.ini.php").read_text()
     recorded = re.findall(r'^PluginsInstalled\[\] = "(\w+)"$', installer_config, re.M)
     pod = release.serving_pod()
-    assert sorted(_pod_plugins(pod.volumes["matomo-code"][0])) == sorted(recorded)
+    assert sorted(_pod_plugins(pod.volumes["matomo-data"][0])) == sorted(recorded)
     assert sorted(recorded) == sorted(release.sql_plugins())
 
 
@@ -44,7 +44,7 @@ def test_a_plugin_activated_later_is_installed_by_the_next_hook_run(release: Rel
     assert any(t.endswith("tagmanager_container") for t in release.tables())
 
     pod = release.serving_pod()
-    assert "TagManager" in _pod_plugins(pod.volumes["matomo-code"][0])
+    assert "TagManager" in _pod_plugins(pod.volumes["matomo-data"][0])
     token = login_token(pod, release)
     status, body = api(pod, "TagManager.getContainers", token, idSite=1)  # reads its own table
     assert status == 200 and body == [], body

@@ -108,10 +108,21 @@ def test_run_installs_then_rolls(
     annotations = body["spec"]["template"]["metadata"]["annotations"]
     assert list(annotations) == ["kubectl.kubernetes.io/restartedAt"]
     assert any(e["event"] == "rollout_complete" for e in res.events())
-    # a second run: nothing to install, rolls again
+    # a second run: nothing to install, nothing changed: the pods are left as they are
     again = run_hook(env, "run")
     assert again.returncode == 0
+    assert sum(1 for c in api.calls if c[0] == "PATCH") == 1
+    assert any(e["event"] == "rollout_skipped" for e in again.events())
+    # ... unless told to roll every time (the chart, after a restore)
+    always = run_hook({**env, "MATOMO_HOOK_ROLL": "always"}, "run")
+    assert always.returncode == 0
     assert sum(1 for c in api.calls if c[0] == "PATCH") == 2
+
+
+def test_an_unknown_roll_mode_is_refused_naming_it(hook_env: dict[str, str]) -> None:
+    res = run_hook({**hook_env, "MATOMO_HOOK_ROLL": "sometimes", "MATOMO_HOOK_DEPLOYMENT": "matomo"}, "run")
+    assert res.returncode == 2
+    assert "MATOMO_HOOK_ROLL='sometimes'" in res.events()[-1]["error"]
 
 
 def test_roll_refused_exit_5(hook_env: dict[str, str], api: ApiStub, tmp_path: Path) -> None:

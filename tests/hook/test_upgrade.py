@@ -33,7 +33,7 @@ def sidecar(tmp_path: Path) -> Iterator[tuple[Path, str, Path, Path]]:
         **os.environ,
         "PYTHONPATH": str(TESTS),
         "MATOMO_CODE_DIR": str(root),
-        "MATOMO_SOURCE_DIR": str(tmp_path / "nonexistent"),
+        "MATOMO_USER_PATH": str(root),
         "MATOMO_COMMAND_DIR": str(channel),
         "MATOMO_SERVER_CMD": f"{sys.executable} -m harness.standin.server --listen 127.0.0.1:{port} "
         f"--root {root}",
@@ -141,16 +141,20 @@ def test_no_sidecar_exit_3(tmp_path: Path, mariadb: MariaDB, mariadb_database: s
     assert "console channel" in res.events()[-1]["error"]
 
 
-def test_sidecar_copies_code_when_missing_and_stops_on_sigterm(tmp_path: Path) -> None:
-    source = make_matomo_root(tmp_path / "src")
-    code = tmp_path / "html"
-    code.mkdir()
+def test_sidecar_tells_the_hook_what_the_code_is_copies_nothing_and_stops_on_sigterm(tmp_path: Path) -> None:
+    code = make_matomo_root(tmp_path / "src")
+    for name in ("CoreHome", "Login"):
+        (code / "plugins" / name).mkdir(parents=True)
+        (code / "plugins" / name / f"{name}.php").write_text("<?php\n")
+    (code / "plugins" / "NotAPlugin").mkdir()  # no NotAPlugin.php: Matomo would not load it
+    before = sorted(str(p.relative_to(code)) for p in code.rglob("*"))
+    user = tmp_path / "data"
     port = free_port()
     env = {
         **os.environ,
         "PYTHONPATH": str(TESTS),
-        "MATOMO_SOURCE_DIR": str(source),
         "MATOMO_CODE_DIR": str(code),
+        "MATOMO_USER_PATH": str(user),
         "MATOMO_COMMAND_DIR": str(tmp_path / "run"),
         "MATOMO_SERVER_CMD": f"{sys.executable} -m harness.standin.server --listen 127.0.0.1:{port} "
         f"--root {code}",
@@ -166,15 +170,25 @@ def test_sidecar_copies_code_when_missing_and_stops_on_sigterm(tmp_path: Path) -
                 assert time.monotonic() < deadline and proc.poll() is None
                 time.sleep(0.1)
         assert resp.status_code == 200 and 'id="installation"' in resp.text
-        assert (code / "core" / "Version.php").is_file() and (code / "console").is_file()
-        assert (tmp_path / "run").is_dir()
+        published = tmp_path / "run" / "code"
+        assert (published / "Version.php").read_text() == (code / "core" / "Version.php").read_text()
+        assert (published / "plugins.txt").read_text().split() == ["CoreHome", "Login"]
+        assert (user / "tmp").is_dir()
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
-    assert "copying the Matomo code" in err
-    with pytest.raises(httpx.TransportError):
-        httpx.get(f"http://127.0.0.1:{port}/index.php", timeout=2)
+    # the code is served where it is: nothing copied into it or out of it
+    assert sorted(str(p.relative_to(code)) for p in code.rglob("*")) == before
+    assert sorted(p.name for p in user.iterdir()) == ["tmp"]
+
+
+def test_sidecar_without_matomo_code_exits_naming_the_folder(tmp_path: Path) -> None:
+    env = {**os.environ, "MATOMO_CODE_DIR": str(tmp_path / "empty"), "MATOMO_USER_PATH": str(tmp_path / "data"),
+           "MATOMO_COMMAND_DIR": str(tmp_path / "run"), "MATOMO_SERVER_CMD": "sleep 60"}
+    res = subprocess.run(["sh", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=20, check=False)
+    assert res.returncode == 1
+    assert f"no Matomo code in {tmp_path / 'empty'}" in res.stderr
 
 
 def test_code_older_than_the_database_is_refused_naming_both_versions(

@@ -21,7 +21,9 @@ import pytest
 from harness import basics
 from harness.helm import CHART, F, Helm, HelmError, Recorder, deployment_available, job_succeeded
 
+from harness.controlplane import ControlPlaneError, find_binary
 from harness.node import Node, Response
+from timeline import Timeline
 
 REPO = Path(__file__).resolve().parents[2]
 NODE_VALUES = Path(__file__).resolve().parent / "values-node.yaml"
@@ -105,6 +107,14 @@ class Release:
     def kubectl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.node.cp.kubectl("-n", self.namespace, *args, check=check)
 
+    def timeline(self) -> Timeline:
+        """A recorder of this release's pods and Jobs (tests/node/timeline.py), not started yet (`with`),
+        running kubectl as `kubectl()` does: the node's kubectl and admin kubeconfig."""
+        kubectl = find_binary("kubectl")
+        if not kubectl:
+            raise ControlPlaneError("kubectl not found")
+        return Timeline([kubectl, "--kubeconfig", str(self.node.cp.kubeconfig)], self.namespace)
+
     def hook_jobs(self) -> list[list[dict[str, Any]]]:
         assert self.jobs is not None
         return self.jobs.named(HOOK)
@@ -185,6 +195,44 @@ def assert_hook_pod_stopped_at_once(rel: Release, limit_s: float = 10) -> float:
     seconds = _time(done) - _time(hook_exit)
     assert seconds <= limit_s, f"the Job completed {seconds:.0f} s after the hook container exited (limit {limit_s:g})"
     return seconds
+
+
+CODE = "/usr/src/matomo"
+# where Matomo wrote its files once it served and tracked (PIWIK_USER_PATH, files/bootstrap.php)
+USER_PATH = "/var/lib/matomo"
+
+
+def assert_code_is_the_image_read_only(rel: Release, pod: dict[str, Any], container: str = "matomo") -> float:
+    """A serving pod's Matomo container runs the code where the image has it: /usr/src/matomo is no
+    mount (only bootstrap.php is mounted into it), on the read-only root file system, so nothing can
+    write there; no volume of the container holds a copy of the code (no core/Version.php in any of
+    them); Matomo's config and caches are in its emptyDir at /var/lib/matomo. Returns the KiB its
+    writable volumes hold."""
+    name = pod["metadata"]["name"]
+    script = (
+        f"cat /proc/self/mountinfo; echo ===; "
+        f"if touch {CODE}/index.php 2>/dev/null || mkdir {CODE}/tmp/probe 2>/dev/null; then echo WRITABLE; "
+        f"else echo read-only; fi; echo ===; "
+        f"ls {USER_PATH}/config {USER_PATH}/tmp; echo ==="
+    )
+    out = rel.kubectl("exec", name, "-c", container, "--", "sh", "-c", script).stdout
+    mountinfo, writable, listing, _ = out.split("===")
+    mounts = {line.split()[4]: line.split(" - ")[1].split()[0] for line in mountinfo.strip().splitlines()}
+    inside = sorted(m for m in mounts if m == CODE or m.startswith(CODE + "/"))
+    assert inside == [f"{CODE}/bootstrap.php"], f"{name}/{container}: mounts at the code: {inside}"
+    assert mounts["/"] == "overlay", f"{name}/{container}: the root is {mounts['/']}, not the image's overlay"
+    assert writable.strip() == "read-only", f"{name}/{container}: the code at {CODE} can be written"
+    assert "config.ini.php" in listing and "common.config.ini.php" in listing, listing
+    # the container's own volumes (not the kubelet's /etc/hosts and the like, nor the read-only Secret files)
+    volumes = [m for m, fs in mounts.items() if m.startswith(("/var/", "/tmp", "/run/"))
+               and fs not in ("proc", "sysfs", "cgroup", "mqueue", "devpts")
+               and not m.startswith("/var/run/secrets") and not m.endswith(".php")]
+    copies = rel.kubectl("exec", name, "-c", container, "--", "sh", "-c",
+                         "find " + " ".join(volumes) + " -name Version.php -path '*/core/*' | head -5; echo ===; "
+                         "du -sk " + " ".join(volumes), check=False).stdout
+    found, sizes = copies.split("===")
+    assert not found.strip(), f"{name}/{container}: a copy of Matomo's code in a volume: {found.strip()}"
+    return float(sum(int(line.split()[0]) for line in sizes.strip().splitlines()))
 
 
 def hook_job_duration(versions: list[dict[str, Any]]) -> float | None:

@@ -27,7 +27,7 @@ from nodelib import (
     succeeded,
     wait_until,
 )
-from test_node_local import record_bench
+from test_node_local import record_bench, record_timeline
 
 OLD, NEW = "5.0.3", "5.1.2"
 # Matomo 5.0.3 has no `Mariadb` schema class (5.1+), which values/local.yaml
@@ -81,8 +81,12 @@ def test_install_old_release_and_track(step: Release) -> None:
 def test_upgrade_to_new_release_runs_core_update_once(step: Release) -> None:
     jobs_before = len(step.hook_jobs())
     t0 = time.monotonic()
-    step.upgrade("--set", f"image.tag={NEW}-apache", *SCHEMA)
-    record_bench("helm_upgrade_503_to_512_s", time.monotonic() - t0)
+    with step.timeline() as timeline:
+        timeline.add("helm upgrade --wait started")
+        step.upgrade("--set", f"image.tag={NEW}-apache", *SCHEMA)
+        record_bench("helm_upgrade_503_to_512_s", time.monotonic() - t0)
+        timeline.add("helm upgrade --wait returned")
+    record_timeline("upgrade", step, timeline)
     hooks = step.hook_jobs()[jobs_before:]
     assert len(hooks) == 1 and succeeded(hooks[0]), "exactly one post-upgrade hook Job, succeeded"
     # the post-upgrade hook pod ends without waiting for its sidecar's grace period

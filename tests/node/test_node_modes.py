@@ -22,6 +22,7 @@ from nodelib import (
     Context,
     Prestarted,
     Release,
+    assert_code_is_the_image_read_only,
     assert_hook_pod_stopped_at_once,
     prestart,
     succeeded,
@@ -154,6 +155,14 @@ def test_fpm_variant(prestarted: Prestarted) -> None:
     pods = rel.serving_pods()
     assert {c["name"] for c in pods[0]["spec"]["containers"]} == {"matomo", "nginx"}
     assert_tracks_and_stores(rel)
+    # php-fpm runs the image's code in place; nginx has only the static files, read-only
+    assert assert_code_is_the_image_read_only(rel, pods[0]) < 5 * 1024
+    nginx = rel.kubectl("exec", pods[0]["metadata"]["name"], "-c", "nginx", "--", "sh", "-c",
+                        "find /usr/src/matomo -name '*.php' | head -3; echo ===; "
+                        "touch /usr/src/matomo/matomo.js 2>/dev/null && echo WRITABLE || echo read-only").stdout
+    php_files, writable = nginx.split("===")
+    assert not php_files.strip(), f"nginx has Matomo's PHP code: {php_files}"
+    assert writable.strip() == "read-only"
     helm_test(rel)
     rel.end_step()
 

@@ -1,7 +1,12 @@
 #!/bin/sh
 # Matomo sidecar of the hook pod (native sidecar `matomo-installer`, same image
-# as the serving Deployment). It
-#   1. copies the Matomo code into $MATOMO_CODE_DIR when it is not there yet,
+# as the serving Deployment). It runs the code where the image has it
+# ($MATOMO_CODE_DIR, read-only, never copied; files/bootstrap.php at its root
+# points Matomo to the writable $MATOMO_USER_PATH, whose config/ the hook
+# writes) and
+#   1. tells the hook container (another image, without this code) what the
+#      code is: $MATOMO_COMMAND_DIR/code/Version.php (a copy of core/Version.php)
+#      and code/plugins.txt (the folders of plugins/ holding <Name>/<Name>.php),
 #   2. serves the installer with PHP's built-in server on 127.0.0.1:8080 only,
 #   3. serves the console channel (docs/architecture.md): when
 #      $MATOMO_COMMAND_DIR/<name>.request appears, for one of the two commands
@@ -17,16 +22,16 @@
 #   MATOMO_SERVER_CMD       command replacing "$PHP_BIN -S $MATOMO_LISTEN -t $MATOMO_CODE_DIR"
 #   MATOMO_CONSOLE_CMD      command replacing "$PHP_BIN console"
 #   MATOMO_TABLES_CMD       command replacing "$PHP_BIN <this folder>/matomo-tables.php"
-#   MATOMO_SOURCE_DIR       where the image keeps the code (default: /usr/src/matomo)
-#   MATOMO_CODE_DIR         the writable code copy (default: /var/www/html)
+#   MATOMO_CODE_DIR         the code (default: /usr/src/matomo)
+#   MATOMO_USER_PATH        Matomo's writable files, config/ and tmp/ (default: /var/lib/matomo)
 #   MATOMO_COMMAND_DIR      the channel directory (default: /run/matomo-hook)
 #   MATOMO_POLL_SECONDS     how often the channel is checked (default: 0.5)
 set -u
 
 PHP_BIN="${PHP_BIN:-php}"
 MATOMO_LISTEN="${MATOMO_LISTEN:-127.0.0.1:8080}"
-MATOMO_SOURCE_DIR="${MATOMO_SOURCE_DIR:-/usr/src/matomo}"
-MATOMO_CODE_DIR="${MATOMO_CODE_DIR:-/var/www/html}"
+MATOMO_CODE_DIR="${MATOMO_CODE_DIR:-/usr/src/matomo}"
+MATOMO_USER_PATH="${MATOMO_USER_PATH:-/var/lib/matomo}"
 MATOMO_COMMAND_DIR="${MATOMO_COMMAND_DIR:-/run/matomo-hook}"
 MATOMO_POLL_SECONDS="${MATOMO_POLL_SECONDS:-0.5}"
 MATOMO_SERVER_CMD="${MATOMO_SERVER_CMD:-$PHP_BIN -S $MATOMO_LISTEN -t $MATOMO_CODE_DIR}"
@@ -51,11 +56,17 @@ for sig in TERM INT QUIT WINCH HUP; do
   trap "stop $sig" "$sig"
 done
 
-if [ ! -e "$MATOMO_CODE_DIR/console" ] && [ -d "$MATOMO_SOURCE_DIR" ]; then
-  log "copying the Matomo code from $MATOMO_SOURCE_DIR to $MATOMO_CODE_DIR"
-  cp -a "$MATOMO_SOURCE_DIR/." "$MATOMO_CODE_DIR/" || { log "copy failed"; exit 1; }
-fi
-mkdir -p "$MATOMO_COMMAND_DIR" || { log "cannot create $MATOMO_COMMAND_DIR"; exit 1; }
+mkdir -p "$MATOMO_COMMAND_DIR/code" || { log "cannot create $MATOMO_COMMAND_DIR/code"; exit 1; }
+# What the hook reads of the code (temp file + rename: complete when it appears).
+cp "$MATOMO_CODE_DIR/core/Version.php" "$MATOMO_COMMAND_DIR/code/.Version.php.tmp" \
+  && mv -f "$MATOMO_COMMAND_DIR/code/.Version.php.tmp" "$MATOMO_COMMAND_DIR/code/Version.php" \
+  || { log "no Matomo code in $MATOMO_CODE_DIR"; exit 1; }
+for dir in "$MATOMO_CODE_DIR"/plugins/*/; do
+  name="${dir%/}"; name="${name##*/}"
+  if [ -f "$dir$name.php" ]; then printf '%s\n' "$name"; fi
+done >"$MATOMO_COMMAND_DIR/code/.plugins.txt.tmp"
+mv -f "$MATOMO_COMMAND_DIR/code/.plugins.txt.tmp" "$MATOMO_COMMAND_DIR/code/plugins.txt"
+mkdir -p "$MATOMO_USER_PATH/tmp" || { log "cannot create $MATOMO_USER_PATH/tmp"; exit 1; }
 
 log "serving the installer: $MATOMO_SERVER_CMD"
 # shellcheck disable=SC2086  # the command is a word list on purpose
@@ -67,7 +78,7 @@ run_command() {
   dir="$MATOMO_COMMAND_DIR"
   case "$name" in
     core-update) cmd="$MATOMO_CONSOLE_CMD core:update --yes --no-interaction"; what="core:update" ;;
-    create-tables) cmd="$MATOMO_TABLES_CMD $MATOMO_CODE_DIR"; what="matomo-tables.php" ;;
+    create-tables) cmd="$MATOMO_TABLES_CMD $MATOMO_CODE_DIR $MATOMO_USER_PATH"; what="matomo-tables.php" ;;
     *) return 0 ;;
   esac
   mv "$dir/$name.request" "$dir/$name.running" 2>/dev/null || return 0

@@ -1,7 +1,9 @@
 <?php
 // Chart matomo, files/matomo-plugins.php: prints the plugins Matomo loads for
-// the code and config in the folder given (default /var/www/html), one name a
-// line. matomo-init.sh writes them as the pod's [PluginsInstalled].
+// the code in the first folder given (default /usr/src/matomo) and the config
+// in the second one's config/ (Matomo's PIWIK_USER_PATH, default
+// /var/lib/matomo), one name a line. matomo-init.sh writes them as the pod's
+// [PluginsInstalled].
 //
 // Why: Matomo's tracker loads only plugins listed in [PluginsInstalled]
 // (core/Plugin/Manager.php, loadTrackerPlugins -> isTrackerPlugin ->
@@ -14,13 +16,14 @@
 // by Matomo's own code; no database is involved, so pods start before the
 // tables exist. Installing a plugin in the database (its tables, its
 // version_<plugin> option) is the hook's job (README: "Plugins").
-$root = rtrim($argv[1] ?? '/var/www/html', '/');
+$root = rtrim($argv[1] ?? '/usr/src/matomo', '/');
+$user = rtrim($argv[2] ?? '/var/lib/matomo', '/');
 if (!is_file($root . '/core/bootstrap.php')) {
     fwrite(STDERR, "matomo-plugins: no Matomo code in $root\n");
     exit(1);
 }
 define('PIWIK_INCLUDE_PATH', $root);
-define('PIWIK_USER_PATH', $root);
+define('PIWIK_USER_PATH', $user);
 define('PIWIK_DOCUMENT_ROOT', $root);
 require $root . '/core/bootstrap.php';
 

@@ -1,8 +1,9 @@
 <?php
 // Chart matomo, files/matomo-tables.php: finishes a table creation that Matomo's
 // installer began and did not end (the database went away in the middle of the
-// tablesCreation step), for the code and config in the folder given (default
-// /var/www/html). Run by the hook pod's installer sidecar (hook-matomo.sh,
+// tablesCreation step), for the code in the first folder given (default
+// /usr/src/matomo) and the config in the second one's config/ (default
+// /var/lib/matomo). Run by the hook pod's installer sidecar (hook-matomo.sh,
 // console channel request "create-tables") when the hook finds some of Matomo's
 // tables but no version_core, no site and no superuser.
 //
@@ -18,13 +19,14 @@
 //   - recordInstallVersion() keeps a recorded install version;
 //   - the component updates and version_core are recorded as the step does.
 // Nothing is dropped, truncated or rewritten.
-$root = rtrim($argv[1] ?? '/var/www/html', '/');
+$root = rtrim($argv[1] ?? '/usr/src/matomo', '/');
+$user = rtrim($argv[2] ?? '/var/lib/matomo', '/');
 if (!is_file($root . '/core/bootstrap.php')) {
     fwrite(STDERR, "matomo-tables: no Matomo code in $root\n");
     exit(1);
 }
 define('PIWIK_INCLUDE_PATH', $root);
-define('PIWIK_USER_PATH', $root);
+define('PIWIK_USER_PATH', $user);
 define('PIWIK_DOCUMENT_ROOT', $root);
 require $root . '/core/bootstrap.php';
 

@@ -1,6 +1,7 @@
 <?php
 // Chart matomo, files/matomo-version-check.php: run by matomo-init.sh in every
-// Matomo pod that serves or archives, once the pod's config is written. Exits 1,
+// Matomo pod that serves or archives, once the pod's config is written (the
+// code in the first folder given, the config in the second one's config/). Exits 1,
 // with the same message as the hook's refusal, when the database's
 // version_core is newer than this image's Matomo: Matomo has no schema
 // downgrade, and older code on a newer schema answers HTTP 500. A pod that
@@ -12,7 +13,8 @@
 // database is still starting, an outage), no Matomo tables yet,
 // the same or an older version_core (the hook's core:update is then due).
 // The database password is never printed.
-$root = rtrim($argv[1] ?? '/var/www/html', '/');
+$root = rtrim($argv[1] ?? '/usr/src/matomo', '/');
+$user = rtrim($argv[2] ?? '/var/lib/matomo', '/');
 $say = function (string $text): void {
     fwrite(STDERR, "matomo-version-check: $text\n");
 };
@@ -25,7 +27,7 @@ $code = $m[1];
 // The settings as Matomo reads them: the managed common config, then the local one.
 $ini = [];
 foreach (['common.config.ini.php', 'config.ini.php'] as $name) {
-    $parsed = @parse_ini_file("$root/config/$name", true);
+    $parsed = @parse_ini_file("$user/config/$name", true);
     if (is_array($parsed)) {
         $ini = array_replace_recursive($ini, $parsed);
     }
@@ -54,7 +56,7 @@ while ($pdo === null) {
             $say("the database did not answer within {$wait} s (code {$e->getCode()}): check skipped");
             exit(0);
         }
-        sleep(2);
+        usleep(500000);  // the pod waits for nothing longer than the database does
     }
 }
 $prefix = preg_replace('/[^A-Za-z0-9_]/', '', (string) ($db['tables_prefix'] ?? 'matomo_'));

@@ -93,23 +93,71 @@ Call with the root context.
 {{- end }}
 
 {{/*
-The init container of Matomo pods: copies the code into the emptyDir and
-writes the local config.ini.php. Call with (dict "root" $ "writeConfig" bool "name" "...").
+Where Matomo's code is (the upstream image's tree, read-only, never copied)
+and where Matomo writes (PIWIK_USER_PATH: config/ and tmp/, the pod's
+emptyDir matomo-data; files/bootstrap.php tells Matomo).
+*/}}
+{{- define "matomo.codeDir" -}}/usr/src/matomo{{- end }}
+{{- define "matomo.userPath" -}}/var/lib/matomo{{- end }}
+
+{{/*
+The mounts of a container that runs Matomo's code: its writable space, the
+managed config in it (read-only, over the copy matomo-init.sh made: config/
+must exist, Matomo's, before a file is mounted into it) and bootstrap.php at
+the code's root. Call with the root context.
+*/}}
+{{- define "matomo.codeMounts" -}}
+- name: matomo-data
+  mountPath: {{ include "matomo.userPath" . }}
+- name: matomo-config
+  mountPath: {{ include "matomo.userPath" . }}/config/common.config.ini.php
+  subPath: common.config.ini.php
+  readOnly: true
+- name: matomo-bootstrap
+  mountPath: {{ include "matomo.codeDir" . }}/bootstrap.php
+  subPath: bootstrap.php
+  readOnly: true
+{{- end }}
+
+{{/*
+The volumes of a pod whose containers run Matomo's code (matomo.codeMounts)
+and matomo-init.sh. Call with the root context.
+*/}}
+{{- define "matomo.codeVolumes" -}}
+- name: matomo-data
+  emptyDir: {}
+- name: matomo-config
+  secret:
+    secretName: {{ include "matomo.configSecretName" . }}
+    defaultMode: 0440
+{{ include "matomo.scriptsVolume" (dict "root" . "name" "matomo-bootstrap" "scripts" "code") }}
+{{ include "matomo.scriptsVolume" (dict "root" . "name" "chart-scripts" "scripts" "init") }}
+{{- end }}
+
+{{/*
+The init container of Matomo's serving and archiver pods (files/matomo-init.sh):
+writes config/config.ini.php into matomo-data; with "static", also copies the
+static files nginx serves into the emptyDir matomo-static.
+Call with (dict "root" $ "static" bool).
 */}}
 {{- define "matomo.initContainer" -}}
 {{- $root := .root }}
-- name: {{ .name | default "matomo-init" }}
+- name: matomo-init
   image: {{ include "matomo.image" $root }}
   imagePullPolicy: {{ $root.Values.image.pullPolicy }}
   command: ["/bin/sh", "/opt/matomo-chart/matomo-init.sh"]
   env:
-    - name: MATOMO_INIT_WRITE_CONFIG
-      value: {{ ternary "1" "0" .writeConfig | quote }}
-    {{- if .writeConfig }}
+    - name: MATOMO_CODE_DIR
+      value: {{ include "matomo.codeDir" $root }}
+    - name: MATOMO_USER_PATH
+      value: {{ include "matomo.userPath" $root }}
     - name: MATOMO_COMMON_CONFIG
       value: /opt/matomo-config/common.config.ini.php
-    {{- include "matomo.initEnv" $root | nindent 4 }}
+    {{- if .static }}
+    - name: MATOMO_STATIC_DIR
+      value: /var/lib/matomo-static
     {{- end }}
+    {{- include "matomo.initEnv" $root | nindent 4 }}
   {{- with $root.Values.initResources }}
   resources:
     {{- toYaml . | nindent 4 }}
@@ -117,19 +165,18 @@ writes the local config.ini.php. Call with (dict "root" $ "writeConfig" bool "na
   securityContext:
     {{- toYaml $root.Values.securityContext | nindent 4 }}
   volumeMounts:
-    - name: matomo-code
-      mountPath: /var/www/html
-    {{- if .writeConfig }}
+    - name: matomo-data
+      mountPath: {{ include "matomo.userPath" $root }}
     # Matomo's code lists its plugins from the whole config (matomo-plugins.php):
-    # the script copies this file into the code's config/ (a mount inside
-    # /var/www/html would make the runtime create config/ as root, unwritable).
+    # the script copies this file into config/ (a mount inside the emptyDir
+    # would have the runtime create config/ as root, unwritable).
     - name: matomo-config
       mountPath: /opt/matomo-config/common.config.ini.php
       subPath: common.config.ini.php
       readOnly: true
-    {{- end }}
-    {{- with .extraMounts }}
-    {{- toYaml . | nindent 4 }}
+    {{- if .static }}
+    - name: matomo-static
+      mountPath: /var/lib/matomo-static
     {{- end }}
     - name: chart-scripts
       mountPath: /opt/matomo-chart

@@ -23,13 +23,16 @@ with tpl: nginx.clientMaxBodySize) in front of php-fpm on 127.0.0.1:9000.
 {{/*
 The chart's scripts (files/, ConfigMap F-scripts) by the pods' volume that
 mounts them (JSON):
-- init: matomo-init.sh and matomo-plugins.php, run by the init container of
-  every pod with Matomo's code (serving pods, archiver, hook pod's copy-code);
+- code: bootstrap.php, mounted at the code's root in every container that runs
+  Matomo's code (it points Matomo to its writable space);
+- init: matomo-init.sh, matomo-plugins.php and matomo-version-check.php, run by
+  the init container of the serving and archiver pods;
 - hook: hook-matomo.sh and matomo-tables.php, run by the hook pod's Matomo
   installer sidecar.
 */}}
 {{- define "matomo.scripts" -}}
 {{- dict
+      "code" (list "bootstrap.php")
       "init" (list "matomo-init.sh" "matomo-plugins.php" "matomo-version-check.php")
       "hook" (list "hook-matomo.sh" "matomo-tables.php") | toJson }}
 {{- end }}
@@ -44,7 +47,8 @@ rolls them (chart upgrades roll them through the helm.sh/chart label).
 {{- define "matomo.scriptsChecksum" -}}
 {{- $root := . }}
 {{- $texts := list }}
-{{- range (include "matomo.scripts" . | fromJson).init }}
+{{- $scripts := include "matomo.scripts" . | fromJson }}
+{{- range concat $scripts.code $scripts.init }}
 {{- $texts = append $texts ($root.Files.Get (printf "files/%s" .)) }}
 {{- end }}
 {{- $texts | toJson | sha256sum }}

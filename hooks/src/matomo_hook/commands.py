@@ -50,8 +50,15 @@ def _roll(settings: Settings) -> None:
 def _run(settings: Settings) -> None:
     from . import converge  # noqa: PLC0415
 
-    converge.converge(settings, "run", install=True, upgrade=True, plugins=True)
-    _roll(settings)
+    changed = converge.converge(settings, "run", install=True, upgrade=True, plugins=True)
+    # Pods keep per-pod caches in their tmp/ (Matomo clears them only in the pod that
+    # installed or upgraded): after a change they restart. Without one, the pods
+    # Helm just rolled (or left alone) already run this code and config.
+    if changed or settings.roll_always:
+        _roll(settings)
+    else:
+        logs.event("rollout_skipped", step="roll", deployment=settings.deployment,
+                   reason="the database is as it was: no install, no upgrade, no plugin installed")
 
 
 def _restore(settings: Settings) -> None:

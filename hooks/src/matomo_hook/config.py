@@ -49,10 +49,15 @@ ENV_VARS: list[tuple[str, str, str]] = [
         "1: accept a salt no record or token can check on a database with API tokens",
     ),
     ("MATOMO_INSTALLER_URL", "http://127.0.0.1:8080/", "the Matomo sidecar (localhost only)"),
-    ("MATOMO_CONFIG_FILE", "/var/www/html/config/config.ini.php", "sidecar config to seed"),
+    ("MATOMO_CONFIG_FILE", "/var/lib/matomo/config/config.ini.php", "sidecar config to seed"),
     ("MATOMO_COMMAND_DIR", "/run/matomo-hook", "console channel directory"),
     ("MATOMO_CODE_VERSION", "", "Matomo code version (else read from MATOMO_VERSION_FILE)"),
-    ("MATOMO_VERSION_FILE", "/var/www/html/core/Version.php", "Matomo's core/Version.php"),
+    ("MATOMO_VERSION_FILE", "/usr/src/matomo/core/Version.php", "Matomo's core/Version.php"),
+    (
+        "MATOMO_CODE_PLUGINS_FILE",
+        "",
+        "the code's plugins, a name a line (else: plugins/ next to MATOMO_VERSION_FILE's core/)",
+    ),
     ("MATOMO_SUPERUSER_LOGIN", "(required for install)", "2-100 of [A-Za-z0-9_.@+-]"),
     ("MATOMO_SUPERUSER_PASSWORD", "", "superuser password, >= 6 chars (or _FILE)"),
     ("MATOMO_SUPERUSER_PASSWORD_FILE", "", "file holding the superuser password"),
@@ -67,6 +72,11 @@ ENV_VARS: list[tuple[str, str, str]] = [
     ("MATOMO_HOOK_INSTALLER_TIMEOUT", "300", "seconds to wait for the installer"),
     ("MATOMO_HOOK_UPGRADE_TIMEOUT", "1800", "seconds to wait for core:update"),
     ("MATOMO_HOOK_ROLLOUT_TIMEOUT", "600", "seconds to wait for the rollout"),
+    (
+        "MATOMO_HOOK_ROLL",
+        "changed",
+        "run: restart the Deployment when the database changed (changed) or every time (always)",
+    ),
     ("MATOMO_HOOK_LOCK_TIMEOUT", "600", "seconds to wait for the advisory lock"),
     (
         "MATOMO_HOOK_SECRETS",
@@ -146,8 +156,10 @@ class Settings:
     namespace: str
     deployment: str | None
     rollout_timeout: float
+    roll_always: bool
     backup_dir: Path | None = None
     backup_keep: int = 3
+    code_plugins_file: Path | None = None
     restore_file: str | None = None
 
     @property
@@ -251,6 +263,16 @@ def valid_timezone(tz: str) -> bool:
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
         return False  # unknown, not a normalized key, a directory or not a TZif file
     return True
+
+
+def _roll_mode(value: str) -> str:
+    if value not in ("changed", "always"):
+        raise ConfigError(f"MATOMO_HOOK_ROLL={value!r} is not one of: changed, always")
+    return value
+
+
+def _optional_path(value: str | None) -> Path | None:
+    return Path(value) if value else None
 
 
 class _Env:
@@ -500,12 +522,14 @@ def load(env: Mapping[str, str] | None = None, need: frozenset[str] = frozenset(
         command_dir=Path(e.value("MATOMO_COMMAND_DIR")),
         code_version=code_version,
         version_file=Path(e.value("MATOMO_VERSION_FILE")),
+        code_plugins_file=_optional_path(e.get("MATOMO_CODE_PLUGINS_FILE")),
         upgrade_timeout=e.number("MATOMO_HOOK_UPGRADE_TIMEOUT"),
         superuser=superuser,
         site=site,
         namespace=namespace,
         deployment=deployment,
         rollout_timeout=e.number("MATOMO_HOOK_ROLLOUT_TIMEOUT"),
+        roll_always=_roll_mode(e.value("MATOMO_HOOK_ROLL")) == "always",
         backup_dir=backup_dir,
         backup_keep=keep,
         restore_file=restore_file,

@@ -52,14 +52,18 @@ def status(settings: Settings) -> None:
 
 def converge(
     settings: Settings, command: str, *, install: bool, upgrade: bool, plugins: bool
-) -> None:
+) -> bool:
     """Under the advisory lock: installs (`install`), upgrades (`upgrade`) and has
-    Matomo install its new plugins (`plugins`) as the database state requires."""
+    Matomo install its new plugins (`plugins`) as the database state requires.
+    Returns whether Matomo's schema or data changed (installed, upgraded, plugins
+    installed): what the serving pods, started before, have not seen."""
     # read before connecting: an unreadable version file is a config error (exit 2)
     code = core_update.code_version(settings) if upgrade else None
     with _connection(settings, command) as conn:
         with conn.lock(settings.db.lock_timeout):
             st = conn.state()
+            before = (st.state, st.version_core)
+            added: list[str] = []
             logs.event("status", step="status", **st.public())
             if st.state == database.INSTALLED:
                 # before anything is written (salt.py); both only read
@@ -71,10 +75,11 @@ def converge(
                 st = core_update.upgrade(settings, conn, st, code)
             if plugins and st.state == database.INSTALLED:
                 conn.assert_lock_held()
-                installer.install_plugins(settings, conn)
+                added = installer.install_plugins(settings, conn)
             if st.state == database.INSTALLED:
                 salt.record(settings, conn)  # checked above, or installed with it just now
         logs.result(st.public())
+    return (st.state, st.version_core) != before or bool(added)
 
 
 def restore(settings: Settings) -> None:

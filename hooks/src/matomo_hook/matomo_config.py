@@ -107,11 +107,33 @@ def write_seed(settings: Settings) -> None:
     write(settings, seed_config_text(settings), "config_seeded")
 
 
-def code_plugins(settings: Settings, names: list[str]) -> list[str]:
-    """The names that are plugins of the code next to MATOMO_VERSION_FILE (a plugin
-    listed as installed but absent from the code would fail every request)."""
+def code_plugin_names(settings: Settings) -> set[str] | None:
+    """The plugins the Matomo code has: the list in MATOMO_CODE_PLUGINS_FILE (in the
+    chart, the sidecar writes it, since this container has no Matomo code), else the
+    folders with a <Name>/<Name>.php in the plugins/ next to MATOMO_VERSION_FILE's
+    core/. None when there is no such folder (a code folder without Matomo's plugins
+    is not a release)."""
+    if settings.code_plugins_file is not None:
+        try:
+            text = settings.code_plugins_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"MATOMO_CODE_PLUGINS_FILE={str(settings.code_plugins_file)!r} cannot be read "
+                f"({exc.strerror}): the Matomo sidecar writes it at its start; see its log "
+                "(container matomo-installer)"
+            ) from None
+        return {line.strip() for line in text.splitlines() if line.strip()}
     plugins = settings.version_file.parent.parent / "plugins"
-    return [n for n in names if (plugins / n / f"{n}.php").is_file()]
+    if not plugins.is_dir():
+        return None
+    return {p.parent.name for p in plugins.glob("*/*.php") if p.stem == p.parent.name}
+
+
+def code_plugins(settings: Settings, names: list[str]) -> list[str]:
+    """The names that are plugins of the code (code_plugin_names): a plugin listed as
+    installed but absent from the code would fail every request."""
+    present = code_plugin_names(settings) or set()
+    return [n for n in names if n in present]
 
 
 def write_installed(settings: Settings, installed: list[str]) -> None:

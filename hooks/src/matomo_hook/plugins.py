@@ -18,13 +18,13 @@ from .database import Connection
 
 
 def warn_missing(settings: Settings, conn: Connection) -> list[str]:
-    """Logs ``plugins_missing`` naming the database's plugins without a folder in
-    the code next to MATOMO_VERSION_FILE; returns them. Nothing when that code has
-    no plugins folder (a code folder without Matomo's plugins is not a release)."""
-    if not (settings.version_file.parent.parent / "plugins").is_dir():
+    """Logs ``plugins_missing`` naming the database's plugins that the code lacks
+    (matomo_config.code_plugin_names); returns them. Nothing when the code's plugins
+    are unknown (a code folder without Matomo's plugins is not a release)."""
+    present = matomo_config.code_plugin_names(settings)
+    if present is None:
         return []
     installed = conn.installed_plugins()
-    present = set(matomo_config.code_plugins(settings, installed))
     missing = [p for p in installed if p not in present]
     if missing:
         logs.event(
