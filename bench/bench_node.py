@@ -52,6 +52,28 @@ TARGETS = [
 ]
 
 
+# Every wait on the install's and the upgrade's path (the timelines below), and what became of it.
+WAITS = """### The waits in the timelines: removed, or why they stay
+
+| wait | before (issue 21's timeline) | now | why it stays, or what removed it |
+|---|---|---|---|
+| each Matomo pod copies the release tree into an emptyDir | 3-6 s per pod, 3 pods per install | none | removed: the code runs from the image, read-only (`files/bootstrap.php`) |
+| first serving pod waits for the database in `matomo-init` (version check) | polled every 2 s | every 0.5 s | the check itself stays: older code must not start on a newer schema, and a database still starting is retried |
+| MariaDB created -> Ready | readiness every 5 s | startup probe every 1 s | MariaDB's own first start (it initializes its data folder) |
+| started pod -> Ready | readiness period 10 s: up to 10 s after the web server listens | readiness every 1 s | removed; the kubelet does not run the readiness probe at once when a startup probe passes (seen: 3.2 s) |
+| Helm's `--wait` notices the resources Ready | - | up to 2 s | Helm polls every 2 s (not configurable) |
+| pod created -> first container started | - | 0.6-1.5 s | the kubelet: sandbox, network (CNI), volumes |
+| init container exit -> next container started | - | about 1 s | the kubelet notices a container's exit at its next relist (PLEG, every 1 s) |
+| `matomo-init` | copy + config, 2-3 s | about 1 s | Matomo's own code lists its plugins (`matomo-plugins.php`, about 0.5 s) and the version check reads the database: without the list the tracker stores nothing |
+| the hook's installer sidecar starts | after the code copy (3 s) | about 1 s | PHP's server starting, its startup probe (every 1 s) |
+| the hook's own work | - | install 2-4 s, `core:update` 0.5 s, dump < 0.1 s | Matomo's own work (its installer's four requests, `core:update`) |
+| the hook's rollout restart | every run, so a values-only upgrade rolled twice | only when the run changed the database | after an install, `core:update` or a plugin install: Matomo clears its file caches (`tmp/`) only in the pod that made the change, so the serving pods restart (one pod: about 4 s, see "started pod -> Ready"). The schema step cannot run before the pods move to the new code: Matomo's order is code first, then `core:update`, and older code on a newer schema answers HTTP 500 (the pod start refuses it), while new code on the old schema keeps tracking |
+| preStop sleep (5 s) of the replaced pod | - | not on the path | Helm and the hook wait for the new pods Ready, not for the old one's end; the sleep keeps the old pod serving while kube-proxy lets go of it |
+| hook container exit -> Job complete | 30 s (sidecar killed) | 4-5 s | the sidecar stops on its signal in under 1 s; then the kubelet reports the pod Succeeded (about 2 s) and the Job controller marks the Job complete (about 1 s): Kubernetes' own |
+| the `F-secrets` Job | 7 s | 4-5 s | its retry poll is 0.25 s (was 1 s); the rest is a pod's start and end and the Job controller, as above |
+"""
+
+
 def unavailable() -> str | None:
     from harness.node import unavailable_reason
 
@@ -106,6 +128,7 @@ def run(repeat: int) -> Section:
         "the code is not copied: every Matomo container runs it where the image has it (/usr/src/matomo, "
         "read-only root filesystem), with Matomo's config and tmp/ in an emptyDir at /var/lib/matomo "
         "(files/bootstrap.php); test_node_local fails if the code is a mount, writable, or copied into a volume")
+    section.appendix.append(WAITS)
     for name, text in timelines.items():
         section.appendix.append(f"### Timeline of the last run's {name}\n\n"
                                 "Seconds from the timeline's start (the watch's arrival times; rows marked "
