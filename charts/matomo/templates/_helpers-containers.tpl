@@ -113,6 +113,11 @@ the code's root. Call with the root context.
   mountPath: {{ include "matomo.userPath" . }}/config/common.config.ini.php
   subPath: common.config.ini.php
   readOnly: true
+{{ include "matomo.bootstrapMount" . }}
+{{- end }}
+
+{{/* files/bootstrap.php at the code's root (every container running Matomo's code). Call with the root context. */}}
+{{- define "matomo.bootstrapMount" -}}
 - name: matomo-bootstrap
   mountPath: {{ include "matomo.codeDir" . }}/bootstrap.php
   subPath: bootstrap.php
