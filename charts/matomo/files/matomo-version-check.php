@@ -12,11 +12,30 @@
 // answering within MATOMO_VERSION_CHECK_WAIT seconds (30; a first install whose
 // database is still starting, an outage), no Matomo tables yet,
 // the same or an older version_core (the hook's core:update is then due).
+//
+// MATOMO_VERSION_CHECK_MODE=archive (the archiver, right before core:archive)
+// exits 3 where a serving pod starts: Matomo not installed yet, or a
+// version_core older than the code. core:archive of newer code on an older
+// schema writes to it before the hook's backup and core:update (it installs the
+// new plugins, fills the changes table, creates archive tables and invalidates a
+// year of reports; measured with 5.1.2 on a 5.0.3 database), so that run is
+// skipped until the hook has upgraded. No database answering still lets
+// core:archive run and report the outage itself.
 // The database password is never printed.
 $root = rtrim($argv[1] ?? '/usr/src/matomo', '/');
 $user = rtrim($argv[2] ?? '/var/lib/matomo', '/');
 $say = function (string $text): void {
     fwrite(STDERR, "matomo-version-check: $text\n");
+};
+$archive = getenv('MATOMO_VERSION_CHECK_MODE') === 'archive';
+// not_yet: what a serving pod starts on (exit 0) and an archiver run skips (exit 3).
+$not_yet = function (string $why) use ($say, $archive): void {
+    if ($archive) {
+        $say("$why: this archiving run is skipped, the hook installs or upgrades first");
+        exit(3);
+    }
+    $say("$why: the pod starts");
+    exit(0);
 };
 if (!preg_match("/const\s+VERSION\s*=\s*'([^']+)'/", (string) @file_get_contents("$root/core/Version.php"), $m)) {
     $say("no Matomo code in $root");
@@ -64,12 +83,10 @@ try {
     $stmt = $pdo->query("SELECT option_value FROM `{$prefix}option` WHERE option_name = 'version_core'");
     $database = $stmt === false ? false : $stmt->fetchColumn();
 } catch (PDOException $e) {
-    $say("no Matomo tables yet: check skipped");
-    exit(0);
+    $not_yet("no Matomo tables yet");
 }
 if ($database === false || $database === null || $database === '') {
-    $say("Matomo is not installed yet: check skipped");
-    exit(0);
+    $not_yet("Matomo is not installed yet");
 }
 if (version_compare($code, (string) $database, '<')) {
     $say("the database is at Matomo $database (version_core) but this release runs Matomo $code: "
@@ -78,5 +95,9 @@ if (version_compare($code, (string) $database, '<')) {
         . "ran it), or go back with the data as it was: restore the database from the backup taken "
         . "before the upgrade to $database, then run this release again");
     exit(1);
+}
+if (version_compare($code, (string) $database, '>')) {
+    $not_yet("the database is at Matomo $database (version_core), this release runs Matomo $code: "
+        . "the hook's core:update is due");
 }
 $say("code $code, database $database: ok");
