@@ -52,18 +52,24 @@ def node() -> Iterator[Node]:
     finally:
         if up is not None and up.health is not None:
             HEALTH.append(up.health.summary())
+            # the copy `./dev test` prints last; written here, since under pytest-xdist this runs in a
+            # worker and the terminal summary below in the controlling process
+            target = os.environ.get("MATOMO_NODE_HEALTH_FILE")
+            if target:
+                Path(target).write_text("\n".join(HEALTH) + "\n")
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """The node's health, and a copy in $MATOMO_NODE_HEALTH_FILE (`./dev test` prints it last)."""
-    if not HEALTH:
+    """The node's health over the session (from $MATOMO_NODE_HEALTH_FILE when a worker ran the node)."""
+    texts = list(HEALTH)
+    target = os.environ.get("MATOMO_NODE_HEALTH_FILE")
+    if not texts and target and Path(target).is_file():
+        texts = Path(target).read_text().splitlines()
+    if not texts:
         return
     terminalreporter.write_sep("-", "real node health")
-    for text in HEALTH:
+    for text in texts:
         terminalreporter.write_line(text)
-    target = os.environ.get("MATOMO_NODE_HEALTH_FILE")
-    if target:
-        Path(target).write_text("\n".join(HEALTH) + "\n")
 
 
 @pytest.fixture(scope="session")
