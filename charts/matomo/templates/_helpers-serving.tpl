@@ -194,3 +194,28 @@ spec:
   {{- with include "matomo.podScheduling" $v }}{{ . | trim | nindent 2 }}{{ end }}
 {{- end }}
 
+{{/*
+The paths the Ingress sends to F-tracker (JSON list), under ingress.path: what
+the tracker's web config serves (files/apache/tracker.conf,
+files/nginx/tracker.conf): the tracking API, the tracker JavaScript and
+Matomo's js/ proxy of both.
+*/}}
+{{- define "matomo.trackerPaths" -}}
+{{- $base := trimSuffix "/" .Values.ingress.path }}
+{{- $paths := list }}
+{{- range list "matomo.php" "piwik.php" "matomo.js" "piwik.js" "js/" "js/index.php" }}
+{{- $paths = append $paths (printf "%s/%s" $base .) }}
+{{- end }}
+{{- $paths | toJson }}
+{{- end }}
+
+{{/*
+The Deployments the hook restarts after an install or upgrade that changed
+the database (MATOMO_HOOK_DEPLOYMENT, comma-separated, and the hook Role's
+resourceNames): F, and F-tracker when tracker.enabled (its pods keep the same
+per-pod caches).
+*/}}
+{{- define "matomo.hookRollTargets" -}}
+{{- include "matomo.fullname" . }}
+{{- if .Values.tracker.enabled }},{{ include "matomo.trackerName" . }}{{ end }}
+{{- end }}
