@@ -1,7 +1,9 @@
 """The tracker Deployment (tracker.enabled) on genuine Matomo: a pod of
 F-tracker, as the API server has its template after the hook rolled it,
 stores the hits it gets (single and bulk), serves the tracker JavaScript,
-and refuses the UI and the API; the hook restarted both Deployments."""
+and refuses the UI and the API; the hook restarted both Deployments; and
+its init container's version check refuses a database newer than its code,
+as the serving pods' does."""
 
 from __future__ import annotations
 
@@ -9,8 +11,10 @@ import json
 import secrets
 import urllib.parse
 
+import pytest
+
 from genuinelib import BROWSER, F, HOST, Release, request, track
-from harness.podrun import http_request
+from harness.podrun import PodError, http_request
 
 TRACKER = f"{F}-tracker"
 
@@ -68,3 +72,13 @@ def test_a_tracker_pod_stores_hits_serves_matomo_js_and_refuses_the_ui(release: 
     status, _, _ = request(pod, "POST", "/index.php", {"module": "API", "method": "API.getMatomoVersion", "format": "json"})
     assert status == 403
     assert release.count("log_link_visit_action") == 5
+
+    pod.stop()
+
+    # a database newer than the tracker's code (a rollback to an older image.tag): the
+    # tracker pod's matomo-init refuses to start, so its rollout stops, as the serving pods' does
+    release.sql("UPDATE {p}option SET option_value = '5.9.0' WHERE option_name = 'version_core'")
+    with pytest.raises(PodError, match="init container matomo-init exited 1") as refused:
+        fresh = release.pod("tracker", _deployment(release, TRACKER)["spec"]["template"]["spec"])
+        fresh.start(120)
+    assert "Matomo 5.9.0 (version_core) but this release runs Matomo 5.1.2" in str(refused.value)
