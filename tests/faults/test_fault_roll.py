@@ -1,7 +1,8 @@
 """`matomo-hook roll` faults against the real control plane (tests/harness/controlplane.py):
 a Deployment that never becomes available, a missing Deployment, a token that
-lacks the rights. Each uses the hook's own ServiceAccount token, with a Role
-like the chart's (get/patch on the one Deployment)."""
+lacks the rights, and two Deployments rolled together (the chart's F and
+F-tracker). Each uses the hook's own ServiceAccount token, with a Role like
+the chart's (get/patch on the named Deployments)."""
 
 from __future__ import annotations
 
