@@ -92,3 +92,45 @@ def test_the_embedded_database_does_not_restart_with_matomo_or_the_chart(helm: s
     assert labels["app.kubernetes.io/version"] == "11.4", labels
     newer = _database_pod_template(helm, chart_copy, "--set", "database.embedded.image.tag=11.8")
     assert newer["metadata"]["labels"]["app.kubernetes.io/version"] == "11.8"  # type: ignore[index]
+
+
+def _tracker_annotations(helm: str, chart: Path, *extra: str) -> dict[str, str]:
+    result = run_helm(helm, "template", "matomo", str(chart), "--kube-version", KUBE_VERSION,
+                      "-s", "templates/tracker/deployment.yaml", "--set", "tracker.enabled=true", *extra)
+    assert result.returncode == 0, result.stderr
+    ann = yaml.safe_load(result.stdout)["spec"]["template"]["metadata"]["annotations"]
+    return {k: v for k, v in ann.items() if k.startswith("checksum/")}
+
+
+# (changed file, variant, what rolls: serving pods F, tracker pods F-tracker)
+TRACKER_CHANGES = [
+    ("files/apache/tracker.conf", "apache", set(), {"checksum/web"}),
+    ("files/apache/000-default.conf", "apache", {"checksum/web"}, set()),
+    ("files/apache/ports.conf", "apache", {"checksum/web"}, {"checksum/web"}),
+    ("files/nginx/tracker.conf", "fpm", set(), {"checksum/web"}),
+    ("files/nginx/default.conf", "fpm", {"checksum/web"}, set()),
+    ("files/matomo-init.sh", "apache", {"checksum/scripts"}, {"checksum/scripts"}),
+    ("files/matomo-version-check.php", "fpm", {"checksum/scripts"}, {"checksum/scripts"}),
+]
+
+
+@pytest.mark.parametrize("changed, variant, serving, tracker", TRACKER_CHANGES, ids=[f"{c[0]}-{c[1]}" for c in TRACKER_CHANGES])
+def test_a_changed_web_config_rolls_only_the_pods_that_serve_it(helm: str, chart_copy: Path, changed: str, variant: str,
+                                                                  serving: set[str], tracker: set[str]) -> None:
+    """tracker.enabled: the tracker pods roll with their own web config and the shared
+    scripts, the serving pods with theirs; neither rolls for the other's vhost."""
+    args = ("--set", "tracker.enabled=true", "--set", f"image.variant={variant}")
+    before = _annotations(helm, chart_copy, *args), _tracker_annotations(helm, chart_copy, *args)
+    path = chart_copy / changed
+    path.write_text(path.read_text() + "\n# changed\n")
+    after = _annotations(helm, chart_copy, *args), _tracker_annotations(helm, chart_copy, *args)
+    changed_keys = [{k for k in b if b[k] != a[k]} for b, a in zip(before, after)]
+    assert changed_keys == [serving, tracker]
+
+
+def test_turning_the_tracker_on_does_not_roll_the_serving_pods(helm: str) -> None:
+    for variant in ("apache", "fpm"):
+        off = _annotations(helm, CHART, "--set", f"image.variant={variant}")
+        on = _annotations(helm, CHART, "--set", f"image.variant={variant}", "--set", "tracker.enabled=true")
+        assert on == off
+        assert _tracker_annotations(helm, CHART, "--set", f"image.variant={variant}")["checksum/web"] != off["checksum/web"]

@@ -286,3 +286,194 @@ chroot = {base / "chroot"}
                 proc.wait(timeout=10)
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+# --- the tracker pods' web config (tracker.enabled: F-web keys tracker-*) ---
+
+TRACKER_PHP = {
+    # each entry point answers with its name and the query, so a 200 shows PHP ran *that* file
+    "matomo.php": "<?php echo 'tracked matomo.php ', $_SERVER['REQUEST_METHOD'], ' ', $_SERVER['QUERY_STRING'], ' ', file_get_contents('php://input');\n",
+    "piwik.php": "<?php echo 'tracked piwik.php ', $_SERVER['QUERY_STRING'];\n",
+    "js/index.php": "<?php echo 'js proxy ', $_SERVER['QUERY_STRING'];\n",
+    "js/tracker.php": "<?php echo 'SECRET js/tracker.php';\n",
+    "index.php": "<?php echo 'SECRET the UI';\n",
+    "plugins/Login/Login.php": "<?php echo 'SECRET';\n",
+    "core/Version.php": "<?php echo 'SECRET';\n",
+}
+TRACKER_STATIC = {
+    "matomo.js": "/* matomo tracker */",
+    "piwik.js": "/* piwik tracker */",
+    "js/piwik.js": "/* SECRET tracker source, the UI's */",
+    "plugins/Morpheus/images/logo.png": "SECRET png",
+    "config/config.ini.php": "; <?php exit; ?>\n[database]\npassword = \"SECRET\"\n",
+    "robots.txt": "SECRET robots",
+}
+# served by the tracker: (path, method, body) -> what the answer starts with
+TRACKER_SERVED = [
+    ("matomo.js", None, "/* matomo tracker */"),
+    ("piwik.js", None, "/* piwik tracker */"),
+    ("matomo.php?idsite=1&rec=1", None, "tracked matomo.php GET idsite=1&rec=1 "),
+    ("piwik.php?idsite=1&rec=1", None, "tracked piwik.php idsite=1&rec=1"),
+    ("js/", None, "js proxy "),
+    ("js/?idsite=1&rec=1", None, "js proxy idsite=1&rec=1"),
+    ("js/index.php?idsite=1&rec=1", None, "js proxy idsite=1&rec=1"),
+    # bulk tracking: a POSTed JSON body
+    ("matomo.php", b'{"requests":["?idsite=1&rec=1"]}', 'tracked matomo.php POST  {"requests":["?idsite=1&rec=1"]}'),
+]
+# refused by the tracker: the UI, the API, every other file
+TRACKER_REFUSED = ["", "index.php", "index.php?module=CoreHome&action=index", "?module=API&method=API.getMatomoVersion",
+                   "js/tracker.php", "js/piwik.js", "matomo.php/index.php", "plugins/Login/Login.php", "core/Version.php",
+                   "plugins/Morpheus/images/logo.png", "config/config.ini.php", "robots.txt", "js/index.php/x"]
+
+
+def _tracker_tree(base: Path) -> Path:
+    root = base / "html"
+    for name, text in {**TRACKER_PHP, **TRACKER_STATIC}.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    for dirpath, _dirs, files in os.walk(base):
+        os.chmod(dirpath, 0o755)
+        for f in files:
+            os.chmod(os.path.join(dirpath, f), 0o644)
+    return root
+
+
+def _request(port: int, path: str, body: bytes | None) -> tuple[int, str]:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/{path}", data=body, method="POST" if body else "GET")
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, r.read().decode(errors="replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(errors="replace")
+
+
+def _check_tracker(port: int, refused: tuple[int, ...]) -> None:
+    for path, body, expected in TRACKER_SERVED:
+        status, text = _request(port, path, body)
+        assert (status, text) == (200, expected), f"/{path}: {status} {text!r}"
+    for path in TRACKER_REFUSED:
+        status, text = _request(port, path, None)
+        assert status in refused, f"the tracker answered /{path} with {status} {text!r}"
+        assert "SECRET" not in text, f"/{path}"
+
+
+def _tracker_config(helm: str, variant: str) -> dict:
+    result = run_helm(helm, "template", "m", str(CHART), "--kube-version", KUBE_VERSION,
+                      "-s", "templates/matomo/configmap-web.yaml", "--set", f"image.variant={variant}",
+                      "--set", "tracker.enabled=true")
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)["data"]
+
+
+def test_tracker_apache_serves_the_tracking_endpoints_only(helm: str, tmp_path: Path) -> None:
+    """The tracker's vhost (F-web `tracker-000-default.conf`, with the same `ports.conf`)
+    in apache with mod_php, as in the apache image: the tracking API (GET, and a bulk POST),
+    the tracker JavaScript and the js/ proxy run or are served; the UI (`/`, `index.php`),
+    the API, js/tracker.php and every other file answer 403."""
+    apache = shutil.which("apache2") or "/usr/sbin/apache2"
+    php_module = APACHE_MODULE_DIR / "libphp8.2.so"
+    if not Path(apache).exists() or not php_module.exists() or not (APACHE_MODULE_DIR / "mod_mpm_prefork.so").exists():
+        pytest.skip("apache2 with mod_php is not installed (apt-get install apache2 libapache2-mod-php8.2)")
+    data = _tracker_config(helm, "apache")
+    assert data["ports.conf"].strip().endswith("Listen 8080")
+    port = free_port()
+    base = Path(tempfile.mkdtemp(prefix="matomo-tracker-"))
+    try:
+        os.chmod(base, 0o755)
+        docroot = _tracker_tree(base)
+        vhost = data["tracker-000-default.conf"].replace(CODE_DIR, str(docroot)).replace("*:8080", f"*:{port}")
+        vhost = vhost.replace("/proc/self/fd/2", str(tmp_path / "error.log")).replace("/proc/self/fd/1", str(tmp_path / "access.log"))
+        # mod_php is not thread-safe: prefork, as the upstream apache image runs it
+        modules = "\n".join(f"LoadModule {m}_module {APACHE_MODULE_DIR}/mod_{m}.so"
+                            for m in ["mpm_prefork", *APACHE_MODULES[1:]] if (APACHE_MODULE_DIR / f"mod_{m}.so").exists())
+        conf = tmp_path / "httpd.conf"
+        conf.write_text(f"""{modules}
+LoadModule php_module {php_module}
+ServerRoot {tmp_path}
+PidFile {tmp_path}/httpd.pid
+Mutex file:{tmp_path}
+ErrorLog {tmp_path}/error.log
+LogFormat "%h %l %u %t \\"%r\\" %>s %O" combined
+TypesConfig /etc/mime.types
+Listen 127.0.0.1:{port}
+User www-data
+Group www-data
+# the upstream image's docker-php.conf
+<FilesMatch \\.php$>
+  SetHandler application/x-httpd-php
+</FilesMatch>
+<Directory />
+  AllowOverride None
+  Require all denied
+</Directory>
+{vhost}
+""")
+        # a session of its own: prefork's shutdown signals its whole process group
+        proc = subprocess.Popen([apache, "-f", str(conf), "-DFOREGROUND"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, start_new_session=True)
+        try:
+            _wait(port, proc)
+            _check_tracker(port, refused=(403,))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_tracker_nginx_and_php_fpm_serve_the_tracking_endpoints_only(helm: str, tmp_path: Path) -> None:
+    """The tracker's nginx server (F-web `tracker-default.conf`) in front of php-fpm: the
+    tracking API (GET, and a bulk POST), the tracker JavaScript and the js/ proxy run or are
+    served; the UI (`/`, `index.php`), the API, js/tracker.php and every other file answer 404."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    fpm = shutil.which("php-fpm") or shutil.which("php-fpm8.2") or "/usr/sbin/php-fpm8.2"
+    if not Path(nginx).exists() or not Path(fpm).exists():
+        pytest.skip("nginx and php-fpm are not installed (apt-get install nginx-light php8.2-fpm to run this test)")
+    if os.geteuid() != 0 or not Path("/etc/nginx/fastcgi_params").is_file():
+        pytest.skip("needs root (php-fpm's pool user) and nginx's fastcgi_params")
+    base = Path(tempfile.mkdtemp(prefix="matomo-tracker-fpm-"))
+    try:
+        os.chmod(base, 0o755)
+        docroot = _tracker_tree(base)
+        fpm_port, port = free_port(), free_port()
+        (tmp_path / "fpm.conf").write_text(f"""[global]
+error_log = {tmp_path}/fpm.log
+daemonize = no
+[www]
+user = www-data
+group = www-data
+listen = 127.0.0.1:{fpm_port}
+pm = static
+pm.max_children = 2
+""")
+        server = _tracker_config(helm, "fpm")["tracker-default.conf"].replace(CODE_DIR, str(docroot))
+        server = server.replace("listen 8080;", f"listen 127.0.0.1:{port};")
+        server = server.replace("include fastcgi_params;", "include /etc/nginx/fastcgi_params;")
+        assert "fastcgi_pass 127.0.0.1:9000;" in server
+        server = server.replace("fastcgi_pass 127.0.0.1:9000;", f"fastcgi_pass 127.0.0.1:{fpm_port};")
+        (tmp_path / "server.conf").write_text(server)
+        _nginx_main_config(tmp_path, "application/javascript js; image/png png;")
+        php = subprocess.Popen([fpm, "-n", "-F", "-R", "-y", str(tmp_path / "fpm.conf")],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        web = subprocess.Popen([nginx, "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            _wait(fpm_port, php)
+            _wait(port, web)
+            _check_tracker(port, refused=(404,))
+        finally:
+            for proc in (web, php):
+                proc.terminate()
+                proc.wait(timeout=10)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.parametrize("variant", ["apache", "fpm"])
+def test_the_tracker_config_leaves_the_serving_pods_untouched(helm: str, variant: str) -> None:
+    """tracker.enabled adds the tracker's keys to F-web; the serving pods' keys, and so
+    their checksum/web (no restart of the UI pods), stay as they were."""
+    off, on = _web_config(helm, variant), _tracker_config(helm, variant)
+    assert {k: on[k] for k in off} == off
+    assert set(on) - set(off) == {"tracker-000-default.conf" if variant == "apache" else "tracker-default.conf"}

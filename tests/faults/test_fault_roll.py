@@ -1,7 +1,8 @@
 """`matomo-hook roll` faults against the real control plane (tests/harness/controlplane.py):
 a Deployment that never becomes available, a missing Deployment, a token that
-lacks the rights. Each uses the hook's own ServiceAccount token, with a Role
-like the chart's (get/patch on the one Deployment)."""
+lacks the rights, and two Deployments rolled together (the chart's F and
+F-tracker). Each uses the hook's own ServiceAccount token, with a Role like
+the chart's (get/patch on the named Deployments)."""
 
 from __future__ import annotations
 
@@ -55,6 +56,7 @@ class Cluster:
         cp.create_namespace(self.ns)
         base = f"/apis/apps/v1/namespaces/{self.ns}/deployments"
         cp.request("POST", base, deployment("matomo"))
+        cp.request("POST", base, deployment("tracker"))  # the chart's F-tracker (tracker.enabled)
         # never schedulable: no node has this label, so no replica ever becomes available
         cp.request("POST", base, deployment("stuck", {"faults.invalid/never": "true"}))
         for sa in ("hook", "nobody"):
@@ -64,7 +66,7 @@ class Cluster:
         cp.request("POST", f"{rbac}/roles", {
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "hook"},
             "rules": [{"apiGroups": ["apps"], "resources": ["deployments"],
-                       "resourceNames": ["matomo", "stuck", "absent"], "verbs": ["get", "patch"]}],
+                       "resourceNames": ["matomo", "tracker", "stuck", "absent"], "verbs": ["get", "patch"]}],
         })  # fmt: skip
         cp.request("POST", f"{rbac}/rolebindings", {
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
@@ -95,6 +97,7 @@ class Cluster:
 def cluster(cp: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     c = Cluster(cp, tmp_path_factory.mktemp("roll"))
     c.wait_available("matomo")
+    c.wait_available("tracker")
     try:
         yield c
     finally:
@@ -161,4 +164,35 @@ def test_roll_token_without_rights(cluster: Cluster) -> None:
     message = " ".join(errors_of(res))
     assert "403" in message and "Role" in message, message
     assert cluster.get("matomo")["spec"]["template"] == before
+    assert_no_token(cluster, res.stdout, res.stderr)
+
+
+def test_roll_serving_and_tracker_deployments(cluster: Cluster) -> None:
+    """before: the serving and the tracker Deployments available. fault: none;
+    roll both as the chart's hook does with tracker.enabled
+    (MATOMO_HOOK_DEPLOYMENT=F,F-tracker). after: both restarted with the same
+    stamp, both rollouts complete, exit 0."""
+    res = run(cluster.env("hook", "matomo,tracker", timeout="60"), "roll")
+    assert res.returncode == EXIT_OK, res.stderr
+    stamps = {restarted_at(cluster.get(n)) for n in ("matomo", "tracker")}
+    assert len(stamps) == 1 and None not in stamps, stamps
+    done = [e for e in res.events() if e.get("event") == "rollout_complete"]
+    assert sorted(e["deployment"] for e in done) == ["matomo", "tracker"]
+    assert_no_token(cluster, res.stdout, res.stderr)
+
+
+def test_roll_tracker_that_never_becomes_available(cluster: Cluster) -> None:
+    """before: the serving Deployment available, a second one that can never be
+    scheduled. fault: roll both with MATOMO_HOOK_ROLLOUT_TIMEOUT=6. after: both
+    restarted, exit 5 at the deadline naming the one that never completed (not
+    the serving one, which did)."""
+    t0 = time.monotonic()
+    res = run(cluster.env("hook", "matomo,stuck"), "roll")
+    took = time.monotonic() - t0
+    assert res.returncode == EXIT_ROLLOUT, res.stderr
+    assert 5.5 <= took < 30, took
+    message = " ".join(errors_of(res))
+    assert "stuck" in message and "MATOMO_HOOK_ROLLOUT_TIMEOUT" in message, message
+    assert f"{cluster.ns}/matomo" not in message, message
+    assert restarted_at(cluster.get("matomo")) and restarted_at(cluster.get("stuck"))
     assert_no_token(cluster, res.stdout, res.stderr)

@@ -37,6 +37,7 @@ LOCAL_EXEC = ["--set-string", "hook.secrets.podAnnotations.matomo-k8s\\.test/exe
 # The PodSecurity level each component's pods must pass (charts/matomo/README.md, "Security contexts").
 POD_SECURITY = {
     "matomo": "restricted",
+    "tracker": "restricted",
     "hook": "restricted",
     "archiver": "restricted",
     "database": os.environ.get("CLUSTER_TEST_DB_PSS", "restricted"),

@@ -15,7 +15,7 @@ import pytest
 from harness.mariadb import MariaDB
 from matomo_hook import config as hook_config
 from matomo_hook import database, logs, rollout, upgrade
-from matomo_hook.errors import RolloutError
+from matomo_hook.errors import ConfigError, RolloutError
 from matomo_hook.matomo_config import ini_value
 
 from .conftest import run_hook
@@ -129,6 +129,25 @@ def test_roll_patches_restarted_at_and_waits() -> None:
     stamp = body["spec"]["template"]["metadata"]["annotations"][rollout.RESTARTED_AT]
     assert stamp.endswith("Z") and "T" in stamp
     assert apps.polls <= 0
+
+
+def test_roll_restarts_every_deployment_then_waits_for_all() -> None:
+    """The chart with tracker.enabled: MATOMO_HOOK_DEPLOYMENT=F,F-tracker."""
+    apps = FakeApps(polls_until_ready=4)
+    settings = hook_config.load(
+        {"MATOMO_HOOK_DEPLOYMENT": "matomo, matomo-tracker", "MATOMO_HOOK_NAMESPACE": "web"},
+        frozenset({"roll"}),
+    )  # fmt: skip
+    rollout.roll(settings, api=apps, poll=0.01)
+    assert [(n, ns) for n, ns, _ in apps.patches] == [("matomo", "web"), ("matomo-tracker", "web")]
+    stamps = {b["spec"]["template"]["metadata"]["annotations"][rollout.RESTARTED_AT] for _, _, b in apps.patches}
+    assert len(stamps) == 1
+
+
+@pytest.mark.parametrize("value", ["", "matomo,", "matomo,matomo", "Matomo", "a b"])
+def test_roll_refuses_a_bad_deployment_list(value: str) -> None:
+    with pytest.raises(ConfigError, match="MATOMO_HOOK_DEPLOYMENT"):
+        hook_config.load({"MATOMO_HOOK_DEPLOYMENT": value}, frozenset({"roll"}))
 
 
 def test_roll_deadline_exit_5() -> None:

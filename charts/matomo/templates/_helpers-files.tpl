@@ -21,6 +21,28 @@ with tpl: nginx.clientMaxBodySize) in front of php-fpm on 127.0.0.1:9000.
 {{- end }}
 
 {{/*
+The web server config of the tracker pods (tracker.enabled), by ConfigMap key
+(JSON), beside the serving pods' keys in F-web: apache's ports.conf (the
+same Listen 8080) and the vhost files/apache/tracker.conf, or nginx's server
+files/nginx/tracker.conf (rendered with tpl). Both serve the tracking
+endpoints only; every other path is refused.
+*/}}
+{{- define "matomo.trackerWebConfigFiles" -}}
+{{- if eq .Values.image.variant "apache" }}
+{{- dict
+      "ports.conf" (.Files.Get "files/apache/ports.conf")
+      "tracker-000-default.conf" (.Files.Get "files/apache/tracker.conf") | toJson }}
+{{- else }}
+{{- dict "tracker-default.conf" (tpl (.Files.Get "files/nginx/tracker.conf") .) | toJson }}
+{{- end }}
+{{- end }}
+
+{{/* The ConfigMap key of the tracker's apache vhost or nginx server. */}}
+{{- define "matomo.trackerVhostKey" -}}
+{{- ternary "tracker-000-default.conf" "tracker-default.conf" (eq .Values.image.variant "apache") }}
+{{- end }}
+
+{{/*
 The chart's scripts (files/, ConfigMap F-scripts) by the pods' volume that
 mounts them (JSON):
 - code: bootstrap.php, mounted at the code's root in every container that runs
@@ -43,6 +65,9 @@ rolls them (chart upgrades roll them through the helm.sh/chart label).
 */}}
 {{- define "matomo.webChecksum" -}}
 {{- include "matomo.webConfigFiles" . | sha256sum }}
+{{- end }}
+{{- define "matomo.trackerWebChecksum" -}}
+{{- include "matomo.trackerWebConfigFiles" . | sha256sum }}
 {{- end }}
 {{- define "matomo.scriptsChecksum" -}}
 {{- $root := . }}

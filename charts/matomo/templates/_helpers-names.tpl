@@ -36,6 +36,8 @@ F = matomo.fullname.
 {{- define "matomo.testName" -}}{{ include "matomo.fullname" . }}-test{{- end }}
 {{- define "matomo.secretsHookName" -}}{{ include "matomo.fullname" . }}-secrets{{- end }}
 {{- define "matomo.restoreName" -}}{{ include "matomo.fullname" . }}-restore{{- end }}
+{{/* The tracker Deployment, its Service, HPA, PDB and NetworkPolicy (tracker.enabled). */}}
+{{- define "matomo.trackerName" -}}{{ include "matomo.fullname" . }}-tracker{{- end }}
 {{/* The volume of the dumps the hook takes before core:update: backup.persistence.existingClaim, or F-backup. */}}
 {{- define "matomo.backupClaimName" -}}
 {{- .Values.backup.persistence.existingClaim | default (printf "%s-backup" (include "matomo.fullname" .)) }}

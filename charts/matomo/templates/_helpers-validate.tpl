@@ -36,6 +36,23 @@ Called once, from templates/validate.yaml.
 {{- fail (printf "podDisruptionBudget.minAvailable (%d) is not below %s (%d): no Matomo pod could ever be evicted, so node drains would hang; lower it or use maxUnavailable" (int $pdb.minAvailable) $what $replicas) }}
 {{- end }}
 {{- end }}
+{{- /* the tracker: the same pairs of bounds; the Ingress adds its tracking paths under ingress.path */}}
+{{- $tr := $v.tracker }}
+{{- if $tr.enabled }}
+{{- if and $tr.autoscaling.enabled (gt (int $tr.autoscaling.minReplicas) (int $tr.autoscaling.maxReplicas)) }}
+{{- fail (printf "tracker.autoscaling.minReplicas (%d) is greater than tracker.autoscaling.maxReplicas (%d)" (int $tr.autoscaling.minReplicas) (int $tr.autoscaling.maxReplicas)) }}
+{{- end }}
+{{- if and $tr.podDisruptionBudget.enabled (kindIs "float64" $tr.podDisruptionBudget.minAvailable) }}
+{{- $replicas := ternary $tr.autoscaling.minReplicas $tr.replicaCount $tr.autoscaling.enabled | int }}
+{{- $what := ternary "tracker.autoscaling.minReplicas" "tracker.replicaCount" $tr.autoscaling.enabled }}
+{{- if ge (int $tr.podDisruptionBudget.minAvailable) $replicas }}
+{{- fail (printf "tracker.podDisruptionBudget.minAvailable (%d) is not below %s (%d): no tracker pod could ever be evicted, so node drains would hang; lower it or use maxUnavailable" (int $tr.podDisruptionBudget.minAvailable) $what $replicas) }}
+{{- end }}
+{{- end }}
+{{- if and $v.ingress.enabled (not (regexMatch "^(/[A-Za-z0-9._~-]+)*/?$" $v.ingress.path)) }}
+{{- fail (printf "ingress.path %q is not a plain path, but tracker.enabled adds the tracking paths under it with pathType Exact (e.g. %s/matomo.php): use a plain path such as \"/\", or turn the chart's Ingress off and route the tracking paths to the Service %s in an Ingress of your own (README, \"A tracker Deployment\")" $v.ingress.path (trimSuffix "/" $v.ingress.path) (include "matomo.trackerName" .)) }}
+{{- end }}
+{{- end }}
 {{- /* compatibility: the Mariadb schema class came with Matomo 5.1 */}}
 {{- $matomo := include "matomo.version" . }}
 {{- if and (eq $v.database.schema "Mariadb") (regexMatch "^[0-9]+\\.[0-9]+\\.[0-9]+$" $matomo) }}

@@ -67,7 +67,11 @@ ENV_VARS: list[tuple[str, str, str]] = [
     ("MATOMO_SITE_TIMEZONE", "UTC", "IANA name, UTC or UTC+N"),
     ("MATOMO_SITE_ECOMMERCE", "0", "0 or 1"),
     ("MATOMO_HOOK_NAMESPACE", "(pod namespace)", "namespace of the Deployment"),
-    ("MATOMO_HOOK_DEPLOYMENT", "(required for roll)", "Deployment to restart"),
+    (
+        "MATOMO_HOOK_DEPLOYMENT",
+        "(required for roll)",
+        "Deployment(s) to restart, comma-separated (the chart: F, and F-tracker)",
+    ),
     ("MATOMO_HOOK_DB_TIMEOUT", "300", "seconds to wait for the database"),
     ("MATOMO_HOOK_INSTALLER_TIMEOUT", "300", "seconds to wait for the installer"),
     ("MATOMO_HOOK_UPGRADE_TIMEOUT", "1800", "seconds to wait for core:update"),
@@ -161,6 +165,7 @@ class Settings:
     backup_keep: int = 3
     code_plugins_file: Path | None = None
     restore_file: str | None = None
+    deployments: tuple[str, ...] = ()
 
     @property
     def db(self) -> Database:
@@ -263,6 +268,21 @@ def valid_timezone(tz: str) -> bool:
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
         return False  # unknown, not a normalized key, a directory or not a TZif file
     return True
+
+
+_DEPLOYMENT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def _deployments(value: str) -> tuple[str, ...]:
+    """MATOMO_HOOK_DEPLOYMENT: one name or several, comma-separated, each a DNS-1123 subdomain."""
+    names = tuple(n.strip() for n in value.split(","))
+    bad = [n for n in names if not _DEPLOYMENT_NAME.match(n) or len(n) > 253]
+    if bad or len(set(names)) != len(names):
+        raise ConfigError(
+            f"MATOMO_HOOK_DEPLOYMENT={value!r} is not a comma-separated list of "
+            "distinct Deployment names"
+        )
+    return names
 
 
 def _roll_mode(value: str) -> str:
@@ -508,6 +528,7 @@ def load(env: Mapping[str, str] | None = None, need: frozenset[str] = frozenset(
     deployment = e.get("MATOMO_HOOK_DEPLOYMENT")
     if "roll" in need and deployment is None:
         raise ConfigError("MATOMO_HOOK_DEPLOYMENT is not set: set it to the Deployment to restart")
+    deployments = _deployments(deployment) if deployment is not None else ()
 
     backup_dir, keep, restore_file = _backup(e, "restore" in need)
 
@@ -528,6 +549,7 @@ def load(env: Mapping[str, str] | None = None, need: frozenset[str] = frozenset(
         site=site,
         namespace=namespace,
         deployment=deployment,
+        deployments=deployments,
         rollout_timeout=e.number("MATOMO_HOOK_ROLLOUT_TIMEOUT"),
         roll_always=_roll_mode(e.value("MATOMO_HOOK_ROLL")) == "always",
         backup_dir=backup_dir,

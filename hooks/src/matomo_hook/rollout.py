@@ -1,4 +1,4 @@
-"""Restarts the serving Deployment like ``kubectl rollout restart`` and waits
+"""Restarts the serving Deployment (and the tracker's) like ``kubectl rollout restart`` and waits
 like ``kubectl rollout status``, with a deadline.
 
 The kubernetes client comes through kube.py, only when ``roll`` runs.
@@ -41,39 +41,51 @@ def rollout_complete(dep: Any) -> tuple[bool, str]:
 
 
 def roll(settings: Settings, api: Any = None, poll: float = 1.0) -> None:
-    name = settings.deployment
+    """Restarts every Deployment of MATOMO_HOOK_DEPLOYMENT (the serving one, and
+    the tracker's when the chart has one), all first, then waits for all of them
+    within the one deadline: their rollouts run side by side."""
+    names = settings.deployments or ((settings.deployment,) if settings.deployment else ())
     ns = settings.namespace
-    assert name is not None
+    assert names
     start = time.monotonic()
     apps = api if api is not None else kube.api("AppsV1Api", RolloutError)
     from_exc = (*kube.api_errors(), OSError)
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     body = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
-    try:
-        apps.patch_namespaced_deployment(name, ns, body)
-    except from_exc as exc:
-        raise RolloutError(_describe(exc, f"patch deployment {ns}/{name}")) from None
-    logs.event("rollout_restarted", step="roll", deployment=name, namespace=ns, restarted_at=stamp)
+    for name in names:
+        try:
+            apps.patch_namespaced_deployment(name, ns, body)
+        except from_exc as exc:
+            raise RolloutError(_describe(exc, f"patch deployment {ns}/{name}")) from None
+        logs.event(
+            "rollout_restarted", step="roll", deployment=name, namespace=ns, restarted_at=stamp
+        )
+    pending = list(names)
     last = ""
     while True:
-        try:
-            dep = apps.read_namespaced_deployment(name, ns)
-            done, last = rollout_complete(dep)
-        except from_exc as exc:
-            done, last = False, _describe(exc, f"read deployment {ns}/{name}")
-            if getattr(exc, "status", 0) in (401, 403, 404):
-                raise RolloutError(last) from None
-        if done:
-            logs.event(
-                "rollout_complete",
-                step="roll",
-                deployment=name,
-                duration_s=round(time.monotonic() - start, 3),
-            )
+        for name in list(pending):
+            try:
+                dep = apps.read_namespaced_deployment(name, ns)
+                done, last = rollout_complete(dep)
+            except from_exc as exc:
+                done, last = False, _describe(exc, f"read deployment {ns}/{name}")
+                if getattr(exc, "status", 0) in (401, 403, 404):
+                    raise RolloutError(last) from None
+            if done:
+                pending.remove(name)
+                logs.event(
+                    "rollout_complete",
+                    step="roll",
+                    deployment=name,
+                    duration_s=round(time.monotonic() - start, 3),
+                )
+            else:
+                break  # pending[0] is the one still rolling: the deadline's message names it
+        if not pending:
             return
         if time.monotonic() - start > settings.rollout_timeout:
             raise RolloutError(
-                f"rollout of deployment {ns}/{name} not complete after "
+                f"rollout of deployment {ns}/{pending[0]} not complete after "
                 f"{settings.rollout_timeout:g}s (MATOMO_HOOK_ROLLOUT_TIMEOUT): {last}"
             )
         time.sleep(poll)
