@@ -66,7 +66,8 @@ def test_a_plugin_not_in_the_image_is_installed_once_and_loaded_by_every_pod(
     (init container plugin-0), its Matomo sidecar finds it through MATOMO_PLUGIN_DIRS and the hook
     installs it in the database once; a serving pod activates and lists it from its start, Matomo
     there loads it from the read-only folder, and a hit is still stored (the queue is off by
-    default); a second hook run installs nothing and changes no row."""
+    default); the archiver's pod does the same and archives; a second hook run installs nothing
+    and changes no row."""
     image = queuedtracking.rsplit(":", 1)
     extra = [{"name": "QueuedTracking", "image": {"repository": image[0], "tag": image[1], "pullPolicy": "Never"}}]
     release.helm_apply("5.1.2", "--set-json", f"plugins.extra={json.dumps(extra)}")
@@ -98,6 +99,14 @@ def test_a_plugin_not_in_the_image_is_installed_once_and_loaded_by_every_pod(
     assert status_code == 200 and "QueuedTracking" in [s["pluginName"] for s in settings], settings
     assert track(pod, 1) == [204]
     assert release.count("log_visit") == 1
+
+    # the archiver's pod copies, activates and lists it too, and archives with it loaded
+    archiver = release.pod("archiver", release.cronjob()["spec"]["jobTemplate"]["spec"]["template"]["spec"])
+    codes = archiver.run_to_completion(600)
+    assert codes["archiver"] == 0, archiver.logs("archiver")[-3000:]
+    archiver_config = (archiver.volumes["matomo-data"][0] / "config" / "config.ini.php").read_text()
+    assert _section(archiver_config, "Plugins") == activated
+    assert "QueuedTracking" in _section(archiver_config, "PluginsInstalled")
 
     before = release.checksums()
     again = release.run_hook()
