@@ -308,3 +308,16 @@ def test_an_extra_plugin_matomo_cannot_find_stops_the_pod(genuine, tmp_path: Pat
     assert result.returncode == 1
     assert "plugin QueuedTracking (plugins.extra)" in result.stderr and str(empty) in result.stderr, result.stderr
     assert "pw" not in result.stderr
+
+
+def test_an_extra_plugin_the_image_has_too_is_named_in_the_log(genuine, plugin_dir) -> None:
+    """A plugin of plugins.extra that the image also has under plugins/ (here DBStats, bundled and
+    off by default): Matomo loads the image's (core plugins/ first); the pod starts, activates it
+    and says which copy runs."""
+    src, dst = genuine
+    result = run(src, dst, MATOMO_DATABASE_PASSWORD="pw", MATOMO_SALT="s" * 64,
+                 MATOMO_PLUGIN_DIRS=f"{plugin_dir};../../../matomo-plugins", MATOMO_EXTRA_PLUGINS="DBStats")
+    assert result.returncode == 0, result.stderr
+    assert f"plugin DBStats (plugins.extra) is also in the image ({src}/plugins/DBStats)" in result.stderr
+    config = (dst / "config" / "config.ini.php").read_text()
+    assert "DBStats" in _section(config, "Plugins") and "DBStats" in _section(config, "PluginsInstalled")

@@ -137,6 +137,9 @@ if ! plugins="$("${PHP_BIN:-php}" "$plugins_php" "$src" "$dst")"; then
     exit 1
 fi
 for name in $extra; do
+    if [ -f "$src/plugins/$name/$name.php" ]; then
+        log "plugin $name (plugins.extra) is also in the image ($src/plugins/$name): Matomo loads the image's, not the one of plugins.extra"
+    fi
     if ! printf '%s\n' "$plugins" | grep -qx "$name"; then
         log "plugin $name (plugins.extra) is activated but Matomo does not load it: no folder $name holding $name.php in MATOMO_PLUGIN_DIRS (${MATOMO_PLUGIN_DIRS:-unset}) nor in $src/plugins; check the plugin's image (path) or volume (subPath)"
         exit 1
