@@ -113,3 +113,27 @@ def test_a_plugin_not_in_the_image_is_installed_once_and_loaded_by_every_pod(
     assert again.exit_code == 0, again.explain()
     assert [e["plugins"] for e in again.events() if e.get("event", "").startswith("plugins_")] == [[]]
     assert release.checksums() == before
+
+
+def test_a_plugin_added_with_an_upgrade_of_matomo_is_installed_after_core_update(
+        release: Release, queuedtracking: str) -> None:
+    """One `helm upgrade` from 5.0.3 to 5.1.2 that also adds the plugin to plugins.extra: the
+    sidecar's config activates it during core:update (which upgrades only what the database has),
+    then the plugin step installs it; the new pods load it and store a hit."""
+    release.helm_apply("5.0.3", "--set", "database.schema=Mysql")
+    assert release.run_hook().exit_code == 0
+    image = queuedtracking.rsplit(":", 1)
+    extra = [{"name": "QueuedTracking", "image": {"repository": image[0], "tag": image[1], "pullPolicy": "Never"}}]
+    release.helm_apply("5.1.2", "--set", "database.schema=Mysql", "--set-json", f"plugins.extra={json.dumps(extra)}")
+    hook = release.run_hook()
+    assert hook.exit_code == 0, hook.explain()
+    events = [e["event"] for e in hook.events()]
+    assert events.index("upgraded") < events.index("plugins_installed"), events
+    assert [e["plugins"] for e in hook.events() if e["event"] == "plugins_installed"] == [["QueuedTracking"]]
+    assert release.option("version_core") == "5.1.2"
+    assert release.option("version_QueuedTracking") == "5.1.1"
+    assert f"{release.prefix}queuedtracking_queue" in release.tables()
+    pod = release.serving_pod()
+    assert "QueuedTracking" in _pod_plugins(pod.volumes["matomo-data"][0])
+    assert track(pod, 1) == [204]
+    assert release.count("log_visit") == 1
