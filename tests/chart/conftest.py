@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.matomo_release import ReleaseMissing, release_tree
+from harness.plugin_release import plugin_tree
 
 
 def _tool(name: str, hint: str) -> str:
@@ -33,5 +34,15 @@ def genuine_src() -> Path:
     skipped with the message naming where to put it."""
     try:
         return release_tree("5.1.2")
+    except ReleaseMissing as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def queuedtracking() -> Path:
+    """The genuine QueuedTracking 5.1.1 folder (tests/harness/plugin_release.py), a plugin that is
+    not in Matomo's release; without the archive, the test is skipped saying where to put it."""
+    try:
+        return plugin_tree("QueuedTracking", "5.1.1")
     except ReleaseMissing as exc:
         pytest.skip(str(exc))

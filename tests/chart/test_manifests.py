@@ -209,8 +209,13 @@ def _pod_specs(doc: dict):
 def test_every_container_is_restricted_non_root_and_read_only(helm: str, values_file: Path | None) -> None:
     """Pod Security Standard "restricted", plus a read-only root filesystem
     for every container (init containers and native sidecars included)."""
+    problems = _restricted_problems(render(helm, values_file))
+    assert not problems, "\n".join(problems)
+
+
+def _restricted_problems(docs: list[dict]) -> list[str]:
     problems = []
-    for doc in render(helm, values_file):
+    for doc in docs:
         for spec in _pod_specs(doc):
             pod_sc = spec.get("securityContext") or {}
             for vol in spec.get("volumes", []):
@@ -236,7 +241,7 @@ def test_every_container_is_restricted_non_root_and_read_only(helm: str, values_
                     problems.append(f"{where}: seccomp profile {seccomp!r}")
                 if sc.get("readOnlyRootFilesystem") is not True:
                     problems.append(f"{where}: root filesystem is writable")
-    assert not problems, "\n".join(problems)
+    return problems
 
 
 @EVERY_VALUES_FILE
@@ -307,6 +312,82 @@ def test_every_matomo_container_runs_the_images_code_in_place(helm: str, values_
                     problems.append(f"{where}: matomo-bootstrap holds {items}")
     assert not problems, "\n".join(problems)
     assert seen >= {"matomo", "matomo-installer"}, f"rendered only {sorted(seen)}"  # the archiver may be off
+
+
+PLUGINS = {"plugins": {"extra": [
+    {"name": "QueuedTracking", "image": {"repository": "registry.example.com/matomo-queuedtracking", "tag": "5.1.1"}},
+    {"name": "MyPlugin", "volume": {"persistentVolumeClaim": {"claimName": "matomo-plugins"}}},
+]}}
+PLUGIN_DIRS = ("/var/lib/matomo-plugins;../../../var/lib/matomo-plugins:"
+               "/var/lib/matomo-plugin-volumes;../../../var/lib/matomo-plugin-volumes")
+PLUGIN_NAMES = ("MATOMO_PLUGIN_DIRS", "MATOMO_EXTRA_PLUGINS", "MATOMO_CODE_ACTIVATED_PLUGINS_FILE")
+
+
+@EVERY_VALUES_FILE
+def test_without_extra_plugins_nothing_of_them_is_rendered(helm: str, values_file: Path | None) -> None:
+    """plugins.extra empty (every values file): no copy, no plugin volume or mount, no env of them,
+    the hook's sidecar mounts its two scripts only; the pods are as before the feature."""
+    problems = []
+    for doc in render(helm, values_file):
+        where = f"{doc['kind']}/{doc['metadata']['name']}"
+        if doc["kind"] == "ConfigMap" and doc["metadata"]["name"].endswith("-scripts"):
+            assert sorted(doc["data"]) == ["bootstrap.php", "hook-matomo.sh", "matomo-init.sh", "matomo-plugins.php",
+                                           "matomo-tables.php", "matomo-version-check.php"]
+        for spec in _pod_specs(doc):
+            for v in spec.get("volumes", []):
+                if v["name"] == "matomo-plugins" or v["name"].startswith("plugin-"):
+                    problems.append(f"{where}: volume {v['name']}")
+                if v["name"] == "hook-script":
+                    if [i["key"] for i in v["configMap"]["items"]] != ["hook-matomo.sh", "matomo-tables.php"]:
+                        problems.append(f"{where}: hook-script holds {v['configMap']['items']}")
+            for c in spec.get("initContainers", []) + spec.get("containers", []):
+                if c["name"].startswith("plugin-"):
+                    problems.append(f"{where}: container {c['name']}")
+                problems += [f"{where}/{c['name']}: env {e['name']}" for e in c.get("env", []) if e["name"] in PLUGIN_NAMES]
+                problems += [f"{where}/{c['name']}: mount {m['name']}" for m in c.get("volumeMounts", [])
+                             if "plugin" in m["name"]]
+    assert not problems, "\n".join(problems)
+
+
+@EVERY_VALUES_FILE
+def test_extra_plugins_reach_every_matomo_container_read_only(helm: str, tmp_path: Path,
+                                                               values_file: Path | None) -> None:
+    """plugins.extra (an image and a volume) over every values file: the manifests validate
+    strictly, every container stays restricted and read-only, and every container running
+    Matomo's code (matomo-init, matomo, archiver, the hook's matomo-installer) mounts both
+    read-only and gets MATOMO_PLUGIN_DIRS; only plugin-0 writes the emptyDir, nginx gets none."""
+    overlay = tmp_path / "plugins.yaml"
+    overlay.write_text(yaml.safe_dump(PLUGINS))
+    args = ["template", "matomo", str(CHART), "--kube-version", KUBE_VERSION, "--namespace", "analytics"]
+    args += ["-f", str(values_file)] if values_file else []
+    result = run_helm(helm, *args, "-f", str(overlay))
+    assert result.returncode == 0, result.stderr
+    docs = [d for d in yaml.safe_load_all(result.stdout) if d]
+    _spec()
+    problems = [e for d in docs for e in validate_object(d)] + _restricted_problems(docs)
+    seen = set()
+    for doc in docs:
+        for spec in _pod_specs(doc):
+            where = f"{doc['kind']}/{doc['metadata']['name']}"
+            for c in spec.get("initContainers", []) + spec.get("containers", []):
+                env = {e["name"]: e.get("value") for e in c.get("env", [])}
+                mounts = {m["name"]: m for m in c.get("volumeMounts", [])}
+                if c["name"] in MATOMO_CONTAINERS | {"matomo-init"}:
+                    seen.add(c["name"])
+                    if env.get("MATOMO_PLUGIN_DIRS") != PLUGIN_DIRS:
+                        problems.append(f"{where}/{c['name']}: MATOMO_PLUGIN_DIRS={env.get('MATOMO_PLUGIN_DIRS')}")
+                    for name, path in (("matomo-plugins", "/var/lib/matomo-plugins"),
+                                       ("plugin-1", "/var/lib/matomo-plugin-volumes/MyPlugin")):
+                        m = mounts.get(name, {})
+                        if (m.get("mountPath"), m.get("readOnly")) != (path, True):
+                            problems.append(f"{where}/{c['name']}: {name} not read-only at {path}: {m}")
+                elif c["name"] == "plugin-0":
+                    if list(mounts) != ["matomo-plugins"] or mounts["matomo-plugins"].get("readOnly"):
+                        problems.append(f"{where}/plugin-0: mounts {list(mounts.values())}")
+                elif set(mounts) & {"matomo-plugins", "plugin-1"} or "MATOMO_PLUGIN_DIRS" in env:
+                    problems.append(f"{where}/{c['name']}: gets the plugins but runs no Matomo code")
+    assert not problems, "\n".join(problems)
+    assert seen >= {"matomo", "matomo-init", "matomo-installer"}, seen
 
 
 NETWORK_POLICY_MODES = {

@@ -244,3 +244,80 @@ def test_php_reads_back_exactly_what_was_given(php: str, genuine, value: str) ->
     assert result.returncode == 0, result.stderr
     cfg = php_parse_ini(php, dst / "config" / "config.ini.php")
     assert [cfg["database"]["password"], cfg["General"]["salt"]] == [value, "salt-" + value]
+
+
+def _section(config: str, key: str) -> list[str]:
+    return [line.split('"')[1] for line in config.splitlines() if line.startswith(f"{key}[]")]
+
+
+def _global_plugins(php: str, src: Path) -> list[str]:
+    """Matomo 5.1.2's own [Plugins] list (config/global.ini.php), read with PHP's INI parser."""
+    return php_parse_ini(php, src / "config" / "global.ini.php")["Plugins"]["Plugins"]
+
+
+@pytest.fixture()
+def plugin_dir(queuedtracking: Path, tmp_path: Path) -> Path:
+    """A folder of MATOMO_PLUGIN_DIRS holding the genuine QueuedTracking (as the emptyDir
+    matomo-plugins does in the pods, the init container plugin-<i> having copied it)."""
+    folder = tmp_path / "matomo-plugins"
+    shutil.copytree(queuedtracking, folder / "QueuedTracking")
+    return folder
+
+
+def test_an_extra_plugin_is_activated_and_listed_as_installed(php, genuine, plugin_dir) -> None:
+    """plugins.extra: Matomo's own [Plugins] list with the plugin added (the local file replaces
+    the section: a partial list elsewhere is merged by index), and [PluginsInstalled] as Matomo's
+    code lists the plugins it then loads, found through MATOMO_PLUGIN_DIRS."""
+    src, dst = genuine
+    result = run(src, dst, MATOMO_DATABASE_PASSWORD="pw", MATOMO_SALT="s" * 64,
+                 MATOMO_PLUGIN_DIRS=f"{plugin_dir};../../../matomo-plugins", MATOMO_EXTRA_PLUGINS="QueuedTracking")
+    assert result.returncode == 0, result.stderr
+    assert "extra: QueuedTracking" in result.stderr
+    config = (dst / "config" / "config.ini.php").read_text()
+    ini = php_parse_ini(php, dst / "config" / "config.ini.php")
+    assert ini["Plugins"]["Plugins"] == _global_plugins(php, src) + ["QueuedTracking"]
+    installed = _section(config, "PluginsInstalled")
+    assert "QueuedTracking" in installed and len(installed) == 65, installed
+    assert config.index("[Plugins]") < config.index("[PluginsInstalled]")
+
+
+def test_an_extra_plugin_keeps_the_users_plugins_list(php, genuine, plugin_dir) -> None:
+    """matomo.config.Plugins (the managed config's whole list, as README says) works as before:
+    its plugins stay activated, the extra one is added once even when the user listed it too."""
+    src, dst = genuine
+    common = dst.parent / "common.config.ini.php"
+    body = "".join(f'Plugins[] = "{p}"\n' for p in _global_plugins(php, src) + ["DBStats", "QueuedTracking"])
+    common.write_text(f"; <?php exit; ?>\n[Plugins]\n{body}")
+    result = run(src, dst, MATOMO_DATABASE_PASSWORD="pw", MATOMO_SALT="s" * 64, MATOMO_COMMON_CONFIG=str(common),
+                 MATOMO_PLUGIN_DIRS=f"{plugin_dir};../../../matomo-plugins", MATOMO_EXTRA_PLUGINS="QueuedTracking")
+    assert result.returncode == 0, result.stderr
+    ini = php_parse_ini(php, dst / "config" / "config.ini.php")
+    assert ini["Plugins"]["Plugins"] == _global_plugins(php, src) + ["DBStats", "QueuedTracking"]
+    installed = _section((dst / "config" / "config.ini.php").read_text(), "PluginsInstalled")
+    assert {"DBStats", "QueuedTracking"} <= set(installed) and len(installed) == 66, installed
+
+
+def test_an_extra_plugin_matomo_cannot_find_stops_the_pod(genuine, tmp_path: Path) -> None:
+    """A wrong path in the plugin's image (or subPath of its volume): the pod does not start, and
+    the log names the plugin, plugins.extra and where Matomo looked."""
+    src, dst = genuine
+    empty = tmp_path / "matomo-plugins"
+    empty.mkdir()
+    result = run(src, dst, MATOMO_DATABASE_PASSWORD="pw", MATOMO_SALT="s" * 64,
+                 MATOMO_PLUGIN_DIRS=f"{empty};../../../matomo-plugins", MATOMO_EXTRA_PLUGINS="QueuedTracking")
+    assert result.returncode == 1
+    assert "plugin QueuedTracking (plugins.extra)" in result.stderr and str(empty) in result.stderr, result.stderr
+    assert "pw" not in result.stderr
+
+
+def test_an_extra_plugin_the_image_has_too_is_named_in_the_log(genuine, plugin_dir) -> None:
+    """A plugin of plugins.extra that the image also has under plugins/ (here DBStats, bundled and
+    off by default): Matomo loads the image's (core plugins/ first); the pod starts, activates it
+    and says which copy runs."""
+    src, dst = genuine
+    result = run(src, dst, MATOMO_DATABASE_PASSWORD="pw", MATOMO_SALT="s" * 64,
+                 MATOMO_PLUGIN_DIRS=f"{plugin_dir};../../../matomo-plugins", MATOMO_EXTRA_PLUGINS="DBStats")
+    assert result.returncode == 0, result.stderr
+    assert f"plugin DBStats (plugins.extra) is also in the image ({src}/plugins/DBStats)" in result.stderr
+    config = (dst / "config" / "config.ini.php").read_text()
+    assert "DBStats" in _section(config, "Plugins") and "DBStats" in _section(config, "PluginsInstalled")

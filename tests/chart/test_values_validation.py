@@ -18,6 +18,8 @@ import yaml
 
 from chartlib import CHART, KUBE_VERSION, run_helm
 
+_PLUGIN_IMAGE = {"repository": "registry.example.com/matomo-queuedtracking", "tag": "5.1.1"}
+
 # family -> case -> (values, words the error must contain, release name)
 REJECTED: dict[str, dict[str, tuple[dict, list[str]]]] = {
     "name": {
@@ -114,6 +116,24 @@ REJECTED: dict[str, dict[str, tuple[dict, list[str]]]] = {
                                                               "persistence": {"existingClaim": "dumps"}}},
                                                   ["backup.restore.file", "backup.enabled=true"]),
     },
+    "plugins": {
+        "name-starts-with-digit": ({"plugins": {"extra": [{"name": "9Lives", "image": _PLUGIN_IMAGE}]}},
+                                   ["plugins.extra.0.name", "^[A-Za-z][A-Za-z0-9_]*$"]),
+        "name-with-slash": ({"plugins": {"extra": [{"name": "../Login", "volume": {"emptyDir": {}}}]}},
+                            ["plugins.extra.0.name"]),
+        "two-sources": ({"plugins": {"extra": [{"name": "QueuedTracking", "image": _PLUGIN_IMAGE,
+                                                "volume": {"persistentVolumeClaim": {"claimName": "p"}}}]}},
+                        ["plugins.extra.0", "one and only one"]),
+        "no-source": ({"plugins": {"extra": [{"name": "QueuedTracking"}]}}, ["plugins.extra.0", "one and only one"]),
+        "path-with-a-volume": ({"plugins": {"extra": [{"name": "QueuedTracking", "path": "/plugins/QueuedTracking",
+                                                       "volume": {"emptyDir": {}}}]}},
+                               ["plugins.extra.0", "image"]),
+        "image-without-tag": ({"plugins": {"extra": [{"name": "QueuedTracking", "image": {"repository": "r"}}]}},
+                              ["plugins.extra.0.image", "tag"]),
+        "duplicate": ({"plugins": {"extra": [{"name": "QueuedTracking", "image": _PLUGIN_IMAGE},
+                                             {"name": "QueuedTracking", "volume": {"emptyDir": {}}}]}},
+                      ['plugins.extra[1] names the plugin "QueuedTracking" again', "one entry per plugin"]),
+    },
     "compat": {
         "mariadb-schema-on-5.0": ({"image": {"tag": "5.0.3-apache"}, "database": {"schema": "Mariadb"}},
                                   ["database.schema is Mariadb", '"5.0.3-apache"', "set database.schema=Mysql"]),
@@ -152,6 +172,10 @@ VALID = {
     "mariadb-schema-on-5.1": {"image": {"tag": "5.1.2-fpm"}, "database": {"schema": "Mariadb"}},
     "mysql-schema-on-5.0": {"image": {"tag": "5.0.3-apache"}, "database": {"schema": "Mysql"}},
     "mariadb-schema-unparsed-tag": {"image": {"tag": "fpm-alpine"}, "database": {"schema": "Mariadb"}},
+    "plugins-image-and-volume": {"plugins": {"extra": [
+        {"name": "QueuedTracking", "image": {**_PLUGIN_IMAGE, "pullPolicy": "Always"}, "path": "/opt/QueuedTracking"},
+        {"name": "My_Plugin2", "volume": {"persistentVolumeClaim": {"claimName": "plugins"}}, "subPath": "a/My_Plugin2"},
+    ]}},
     "restore-file-with-existing-claim": {"backup": {"persistence": {"existingClaim": "dumps.old-release"},
                                                     "restore": {"file": "matomo-5.0.3-to-5.1.2-20261206T041500Z.sql.gz"}}},
 }
@@ -169,7 +193,8 @@ def _helm(helm: str, command: str, values_file: Path, release: str = "matomo"):
 
 
 def test_every_family_has_cases() -> None:
-    assert set(REJECTED) == {"name", "cron", "timezone", "url", "bounds", "compat", "password", "backup"}
+    assert set(REJECTED) == {"name", "cron", "timezone", "url", "bounds", "compat", "password", "backup",
+                            "plugins"}
     assert all(len(cases) >= 2 for cases in REJECTED.values())
 
 

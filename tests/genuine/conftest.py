@@ -15,8 +15,9 @@ from harness.helm import Helm
 from harness.controlplane import ControlPlane, find_binary
 from harness.mariadb import MariaDB
 from harness.matomo_release import ReleaseMissing, release_tree
+from harness.plugin_release import plugin_tree
 from harness.podrun import KubeAccess, missing_tools, start_relay
-from genuinelib import Release, Suite, images
+from genuinelib import QUEUEDTRACKING_IMAGE, Release, Suite, images
 
 VERSIONS = ("5.1.2", "5.0.3")
 
@@ -47,8 +48,12 @@ def suite(trees: dict[str, Path], controlplane: ControlPlane, mariadb: MariaDB,
     relay = start_relay(f"unix:{api_sock}", f"tcp:127.0.0.1:{controlplane.ports['apiserver']}")
     kube = KubeAccess(token=lambda sa: "", ca_file=controlplane.ca_file, socket=api_sock,
                       port=controlplane.ports["apiserver"])
-    s = Suite(controlplane, Helm(helm_bin, controlplane, work / "helm"), mariadb, images(trees, hook_bin),
-              kube, work / "pods")
+    try:  # the plugin image of plugins.extra, when ../shared/plugins has the plugin (else its tests skip)
+        plugins = {QUEUEDTRACKING_IMAGE: plugin_tree("QueuedTracking", "5.1.1")}
+    except ReleaseMissing:
+        plugins = {}
+    s = Suite(controlplane, Helm(helm_bin, controlplane, work / "helm"), mariadb,
+              images(trees, hook_bin, plugins), kube, work / "pods")
     (work / "pods").mkdir()
     try:
         yield s
@@ -82,3 +87,14 @@ def release(suite: Suite) -> Iterator[Release]:
             suite.cp.delete_namespace(ns)
         with contextlib.suppress(Exception):
             suite.db.drop_database(db)
+
+
+@pytest.fixture()
+def queuedtracking(suite: Suite) -> str:
+    """The reference of the QueuedTracking plugin image; skipped without the plugin's archive."""
+    if QUEUEDTRACKING_IMAGE not in suite.images:
+        try:
+            plugin_tree("QueuedTracking", "5.1.1")
+        except ReleaseMissing as exc:
+            pytest.skip(str(exc))
+    return QUEUEDTRACKING_IMAGE

@@ -48,8 +48,15 @@ def hook_image_ref() -> str:
     return f"{values['hook']['image']['repository']}:{values['hook']['image']['tag'] or chart['version']}"
 
 
-def images(trees: dict[str, Path], hook_bin: Path) -> dict[str, Image]:
-    """The images the chart's pods name, as this machine provides them (see the module docstring)."""
+# The plugin image of tools/images/images.py (plugins.extra): the genuine plugin at /plugins/<Name>;
+# here the image's files are that folder and the host's /bin/sh and cp (as its static busybox gives them).
+QUEUEDTRACKING_IMAGE = "localhost/matomo-test/queuedtracking:5.1.1"
+
+
+def images(trees: dict[str, Path], hook_bin: Path,
+           plugins: dict[str, Path] | None = None) -> dict[str, Image]:
+    """The images the chart's pods name, as this machine provides them (see the module docstring);
+    `plugins`: plugin image reference -> the unpacked plugin folder, at /plugins/<its name>."""
     layer = GENUINE / "image"
     out = {}
     for version, tree in trees.items():
@@ -64,6 +71,8 @@ def images(trees: dict[str, Path], hook_bin: Path) -> dict[str, Image]:
                                   binds={str(REPO): REPO},
                                   env={"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
                                        "PYTHONPATH": str(REPO / "hooks" / "src")})
+    for ref, folder in (plugins or {}).items():
+        out[ref] = Image(binds={f"/plugins/{folder.name}": folder}, cmd=["/bin/sh"])
     return out
 
 

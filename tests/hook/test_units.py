@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
@@ -14,7 +15,7 @@ import pytest
 
 from harness.mariadb import MariaDB
 from matomo_hook import config as hook_config
-from matomo_hook import database, logs, rollout, upgrade
+from matomo_hook import database, logs, matomo_config, rollout, upgrade
 from matomo_hook.errors import ConfigError, RolloutError
 from matomo_hook.matomo_config import ini_value
 
@@ -209,3 +210,36 @@ def test_a_double_quote_in_the_database_password_is_accepted_and_read_back_by_ph
     code = "echo json_encode(parse_ini_string(stream_get_contents(STDIN), true));"
     out = subprocess.run([php, "-r", code], input=ini, capture_output=True, text=True, timeout=30, check=True)
     assert json.loads(out.stdout)["s"] == {f"k{i}": v for i, v in enumerate(INI_VALUES)}
+
+
+def _plugin_settings(tmp_path: Any, activated: str | None) -> hook_config.Settings:
+    env = {"MATOMO_DATABASE_USERNAME": "u", "MATOMO_DATABASE_PASSWORD": "pw", "MATOMO_DATABASE_DBNAME": "db"}
+    code = tmp_path / "plugins.txt"
+    code.write_text("CoreHome\nLogin\nQueuedTracking\n")
+    extra: dict[str, Any] = {"salt": "s" * 64, "code_plugins_file": code}
+    if activated is not None:
+        (tmp_path / "plugins-activated.txt").write_text(activated)
+        extra["activated_plugins_file"] = tmp_path / "plugins-activated.txt"
+    return dataclasses.replace(hook_config.load(env, frozenset({"db"})), **extra)
+
+
+def test_the_sidecars_config_activates_the_extra_plugins_the_sidecar_listed(tmp_path: Any) -> None:
+    """plugins.extra: the installed config carries the sidecar's whole [Plugins] list (this user
+    file replaces the chain's section), so Matomo loads the extra plugins and its
+    installLoadedPlugins installs those [PluginsInstalled] lacks; without the file, no [Plugins]."""
+    settings = _plugin_settings(tmp_path, "CoreHome\nLogin\nQueuedTracking\n")
+    text = matomo_config.installed_config_text(
+        settings, matomo_config.code_plugins(settings, ["CoreHome", "Login"]),
+        matomo_config.activated_plugins(settings))  # fmt: skip
+    assert '[Plugins]\nPlugins[] = "CoreHome"\nPlugins[] = "Login"\nPlugins[] = "QueuedTracking"\n' in text
+    assert '[PluginsInstalled]\nPluginsInstalled[] = "CoreHome"\nPluginsInstalled[] = "Login"\n' in text
+    plain = _plugin_settings(tmp_path, None)
+    assert "[Plugins]" not in matomo_config.installed_config_text(
+        plain, ["CoreHome"], matomo_config.activated_plugins(plain))
+
+
+@pytest.mark.parametrize("content", ["", "CoreHome\n../x\n"])
+def test_an_unusable_activated_plugins_file_is_a_config_error(tmp_path: Any, content: str) -> None:
+    settings = _plugin_settings(tmp_path, content)
+    with pytest.raises(ConfigError, match="MATOMO_CODE_ACTIVATED_PLUGINS_FILE.*matomo-installer"):
+        matomo_config.activated_plugins(settings)

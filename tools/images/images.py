@@ -16,7 +16,9 @@ Names: matomo (matomo:5.1.2-apache, -fpm, 5.0.3-apache, -fpm), mariadb, nginx,
 cloud-sql-proxy (the real Cloud SQL Auth Proxy v2 built from its Go module at
 the chart's default tag), cloudsql-instance (cloudsql-instance.go: Google's
 side of one instance for it), pause, python (the hook's base), hook
-(hooks/Dockerfile through buildah). What each reproduces of its upstream
+(hooks/Dockerfile through buildah), queuedtracking (the genuine QueuedTracking
+plugin at /plugins/QueuedTracking over Debian's static busybox: a plugin image
+of the chart's plugins.extra). What each reproduces of its upstream
 image: tools/images/README.md.
 Needs root (mmdebstrap in root mode, buildah), Debian's package mirror and the
 Go module proxy.
@@ -43,6 +45,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 CACHE = Path(os.environ.get("MATOMO_IMAGE_CACHE", REPO / ".tools" / "images"))
 MATOMO_TARBALLS = Path(os.environ.get("MATOMO_TARBALLS", REPO.parent / "shared" / "matomo"))
+PLUGIN_TARBALLS = Path(os.environ.get("MATOMO_PLUGIN_TARBALLS", REPO.parent / "shared" / "plugins"))
 SUITE = "bookworm"
 MIRRORS = [
     f"deb http://deb.debian.org/debian {SUITE} main",
@@ -63,6 +66,13 @@ INSTANCE = "localhost/matomo-test/cloudsql-instance:1"
 PAUSE = "localhost/matomo-test/pause:1"
 PYTHON = "localhost/matomo-test/python:3.11-bookworm"
 HOOK_REPOSITORY = "ghcr.io/matomo-k8s/matomo-hook"
+# Plugin images of the chart's plugins.extra: (name, version) of ../shared/plugins/<name>-<version>.tar.gz
+PLUGINS = {"queuedtracking": ("QueuedTracking", "5.1.1")}
+
+
+def plugin_ref(image: str) -> str:
+    name, version = PLUGINS[image]
+    return f"localhost/matomo-test/{name.lower()}:{version}"
 
 PHP_PACKAGES = [
     "apache2", "libapache2-mod-php8.2", "php8.2-fpm", "php8.2-cli",
@@ -143,8 +153,9 @@ def add_user(name: str, uid: int, home: str) -> str:
             f"echo '{name}:!:1::::::' >>\"$1\"/etc/shadow")
 
 
-def mmdebstrap_layer(out: Path, packages: list[str], customize: list[str], essential: list[str] = ()) -> None:
-    argv = ["mmdebstrap", "--variant=minbase", "--mode=root", "--format=tar", "--quiet",
+def mmdebstrap_layer(out: Path, packages: list[str], customize: list[str], essential: list[str] = (),
+                     variant: str = "minbase") -> None:
+    argv = ["mmdebstrap", f"--variant={variant}", "--mode=root", "--format=tar", "--quiet",
             f"--include={','.join(packages)}", "--aptopt=Acquire::Retries \"3\";"]
     argv += [f"--dpkgopt=path-exclude={p}" for p in DPKG_EXCLUDES]
     argv += ["--dpkgopt=path-include=/usr/share/doc/*/copyright"]
@@ -202,6 +213,26 @@ def matomo_code_layer(out: Path, version: str) -> None:
             m.uname = m.gname = "www-data"
             if m.islnk():
                 m.linkname = "usr/src/" + m.linkname.lstrip("./")
+            tout.addfile(m, tin.extractfile(m) if m.isreg() else None)
+
+
+def plugin_layer(out: Path, archive: Path, name: str) -> None:
+    """plugins/<name> from a plugin archive unpacking into <name>/ (../shared/plugins/), owned by
+    root and world-readable: the chart's init container copies it as Matomo's user (uid 33)."""
+    with tarfile.open(archive, "r:gz") as tin, tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tout:
+        ti = tarfile.TarInfo("plugins")
+        ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+        tout.addfile(ti)
+        for m in tin:
+            member = m.name.lstrip("./")
+            if member != name and not member.startswith(f"{name}/"):
+                raise RuntimeError(f"{archive}: unexpected member {m.name}")
+            if not (m.isdir() or m.isreg() or m.issym()):
+                raise RuntimeError(f"{archive}: {m.name} is neither a file, a folder nor a symlink")
+            m.name = "plugins/" + member
+            m.uid = m.gid = 0
+            m.uname = m.gname = "root"
+            m.mode = 0o755 if m.isdir() or m.mode & 0o111 else 0o644
             tout.addfile(m, tin.extractfile(m) if m.isreg() else None)
 
 
@@ -534,6 +565,34 @@ def build_hook() -> Path:
                                  hooks / "README.md", hooks / "prune.py", hooks / "src"), build)
 
 
+# Debian's static busybox alone: mmdebstrap's extract variant unpacks the package's files and
+# nothing else (no other package, no maintainer script); the links give a plugin image the
+# /bin/sh and cp the chart's init container plugin-<i> runs (README, "Adding a plugin").
+BUSYBOX_PACKAGES = ["busybox-static"]
+BUSYBOX_LINKS = ["sh", "cp", "mv", "rm", "mkdir", "ls", "cat"]
+
+
+def layer_busybox() -> Path:
+    customize = [" && ".join(f'ln -sf busybox "$1"/bin/{a}' for a in BUSYBOX_LINKS)
+                 + ' && "$1"/bin/busybox true']
+    return cached("layer-busybox", key_of(BUSYBOX_PACKAGES, MIRRORS, customize),
+                  lambda out: mmdebstrap_layer(out, BUSYBOX_PACKAGES, customize, variant="extract"))
+
+
+def build_plugin(image: str) -> Path:
+    """A plugin image as README's "Adding a plugin" describes (FROM busybox, the plugin folder at
+    /plugins/<Name>): the static busybox layer and the genuine plugin's folder."""
+    name, version = PLUGINS[image]
+    archive = PLUGIN_TARBALLS / f"{name}-{version}.tar.gz"
+    if not archive.exists():
+        raise SystemExit(f"no {name} {version} plugin archive at {archive} (MATOMO_PLUGIN_TARBALLS)")
+    plugin = cached(f"layer-plugin-{image}", key_of("plugin-code", name, archive),
+                    lambda out: plugin_layer(out, archive, name))
+    img = Image(plugin_ref(image), [layer_busybox(), plugin], {"Cmd": ["/bin/sh"]})
+    return cached(image, key_of(img.ref, [p.name for p in img.layers], img.config),
+                  lambda out: write_archive(out, [img]))
+
+
 BUILDERS: dict[str, Callable[[], Path]] = {
     "pause": build_pause,
     "mariadb": build_mariadb,
@@ -543,6 +602,7 @@ BUILDERS: dict[str, Callable[[], Path]] = {
     "cloud-sql-proxy": build_proxy,
     "cloudsql-instance": build_instance,
     "python": build_python,
+    **{image: (lambda image=image: build_plugin(image)) for image in PLUGINS},
 }
 
 
@@ -560,7 +620,8 @@ def main(argv: list[str]) -> int:
     if cmd == "list":
         print("matomo\t" + " ".join(f"matomo:{v}-{x}" for v in MATOMO_VERSIONS for x in ("apache", "fpm")))
         for n, r in (("mariadb", MARIADB), ("nginx", NGINX), ("cloud-sql-proxy", proxy_ref()),
-                     ("cloudsql-instance", INSTANCE), ("pause", PAUSE), ("python", PYTHON), ("hook", hook_ref())):
+                     ("cloudsql-instance", INSTANCE), ("pause", PAUSE), ("python", PYTHON), ("hook", hook_ref()),
+                     *((image, plugin_ref(image)) for image in PLUGINS)):
             print(f"{n}\t{r}")
         return 0
     print(__doc__, file=sys.stderr)

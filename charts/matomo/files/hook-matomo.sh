@@ -6,7 +6,12 @@
 # writes) and
 #   1. tells the hook container (another image, without this code) what the
 #      code is: $MATOMO_COMMAND_DIR/code/Version.php (a copy of core/Version.php)
-#      and code/plugins.txt (the folders of plugins/ holding <Name>/<Name>.php),
+#      and code/plugins.txt (the folders of plugins/ holding <Name>/<Name>.php,
+#      and those of the folders MATOMO_PLUGIN_DIRS names: the chart's
+#      plugins.extra); when MATOMO_EXTRA_PLUGINS names such plugins, also
+#      code/plugins-activated.txt, the [Plugins] list the hook writes into the
+#      config (matomo-plugins.php --activated: the config chain's list plus
+#      them), so that Matomo loads them and installs them in the database,
 #   2. serves the installer with PHP's built-in server on 127.0.0.1:8080 only,
 #   3. serves the console channel (docs/architecture.md): when
 #      $MATOMO_COMMAND_DIR/<name>.request appears, for one of the two commands
@@ -26,6 +31,8 @@
 #   MATOMO_USER_PATH        Matomo's writable files, config/ and tmp/ (default: /var/lib/matomo)
 #   MATOMO_COMMAND_DIR      the channel directory (default: /run/matomo-hook)
 #   MATOMO_POLL_SECONDS     how often the channel is checked (default: 0.5)
+#   MATOMO_PLUGIN_DIRS      Matomo's own: "/dir;webpath" entries separated by ":" (default: none)
+#   MATOMO_EXTRA_PLUGINS    plugins in those folders to activate, separated by spaces (default: none)
 set -u
 
 PHP_BIN="${PHP_BIN:-php}"
@@ -61,11 +68,32 @@ mkdir -p "$MATOMO_COMMAND_DIR/code" || { log "cannot create $MATOMO_COMMAND_DIR/
 cp "$MATOMO_CODE_DIR/core/Version.php" "$MATOMO_COMMAND_DIR/code/.Version.php.tmp" \
   && mv -f "$MATOMO_COMMAND_DIR/code/.Version.php.tmp" "$MATOMO_COMMAND_DIR/code/Version.php" \
   || { log "no Matomo code in $MATOMO_CODE_DIR"; exit 1; }
-for dir in "$MATOMO_CODE_DIR"/plugins/*/; do
-  name="${dir%/}"; name="${name##*/}"
-  if [ -f "$dir$name.php" ]; then printf '%s\n' "$name"; fi
+# the plugin folders: the code's, then those of MATOMO_PLUGIN_DIRS ("/dir;webpath:...")
+plugin_dirs="$MATOMO_CODE_DIR/plugins"
+old_ifs="$IFS"; IFS=':'
+for entry in ${MATOMO_PLUGIN_DIRS:-}; do
+  plugin_dirs="$plugin_dirs:${entry%%;*}"
+done
+for base in $plugin_dirs; do
+  IFS="$old_ifs"
+  for dir in "${base%/}"/*/; do
+    name="${dir%/}"; name="${name##*/}"
+    if [ -f "$dir$name.php" ]; then printf '%s\n' "$name"; fi
+  done
 done >"$MATOMO_COMMAND_DIR/code/.plugins.txt.tmp"
+IFS="$old_ifs"
 mv -f "$MATOMO_COMMAND_DIR/code/.plugins.txt.tmp" "$MATOMO_COMMAND_DIR/code/plugins.txt"
+if [ -n "${MATOMO_EXTRA_PLUGINS:-}" ]; then
+  # shellcheck disable=SC2086  # a list of plugin names (the chart's schema: letters, digits, _)
+  "$PHP_BIN" "$(dirname "$0")/matomo-plugins.php" "$MATOMO_CODE_DIR" "$MATOMO_USER_PATH" --activated $MATOMO_EXTRA_PLUGINS \
+    >"$MATOMO_COMMAND_DIR/code/.plugins-activated.txt.tmp" \
+    && mv -f "$MATOMO_COMMAND_DIR/code/.plugins-activated.txt.tmp" "$MATOMO_COMMAND_DIR/code/plugins-activated.txt" \
+    || { log "cannot list the plugins to activate (matomo-plugins.php --activated failed, see above)"; exit 1; }
+  for name in $MATOMO_EXTRA_PLUGINS; do
+    grep -qx "$name" "$MATOMO_COMMAND_DIR/code/plugins.txt" \
+      || { log "plugin $name (plugins.extra) is in no folder of MATOMO_PLUGIN_DIRS (${MATOMO_PLUGIN_DIRS:-unset}): check its image (path) or volume (subPath)"; exit 1; }
+  done
+fi
 mkdir -p "$MATOMO_USER_PATH/tmp" || { log "cannot create $MATOMO_USER_PATH/tmp"; exit 1; }
 
 log "serving the installer: $MATOMO_SERVER_CMD"

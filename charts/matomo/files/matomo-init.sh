@@ -16,7 +16,13 @@
 #    [PluginsInstalled]: the plugins Matomo loads for this code and config, as
 #    matomo-plugins.php (next to this script) has Matomo's own code list them.
 #    Without that list Matomo's tracker loads no plugin and stores no hit until
-#    a UI or API request reaches the pod. Every other setting comes from the
+#    a UI or API request reaches the pod. When MATOMO_EXTRA_PLUGINS names
+#    plugins that are not in the image (the chart's plugins.extra, found in the
+#    folders of MATOMO_PLUGIN_DIRS), the file also gets [Plugins]: the list of
+#    the config chain plus those names (matomo-plugins.php --activated), since
+#    a Plugins[] list in a file other than this one is merged by index and
+#    cannot add a plugin; each must then be one Matomo loads, or the pod does
+#    not start. Every other setting comes from the
 #    read-only common.config.ini.php; the local file wins key by key and stays
 #    writable and per pod (Matomo rewrites it when a plugin is activated).
 # 3. Then refuses to start Matomo code older than the
@@ -106,17 +112,47 @@ base() {
 base > "$tmp"
 mv -f "$tmp" "$config"
 plugins_php="$(dirname "$0")/matomo-plugins.php"
+extra="${MATOMO_EXTRA_PLUGINS:-}"
+activated=""
+if [ -n "$extra" ]; then
+    # shellcheck disable=SC2086  # a list of plugin names (the chart's schema: letters, digits, _)
+    if ! activated="$("${PHP_BIN:-php}" "$plugins_php" "$src" "$dst" --activated $extra)"; then
+        log "could not list Matomo's activated plugins (matomo-plugins.php --activated failed, see above)"
+        exit 1
+    fi
+fi
+# [Plugins] (only with extra plugins): the whole list, this file replaces the section
+plugins_section() {
+    if [ -n "$activated" ]; then
+        printf '\n[Plugins]\n'
+        printf '%s\n' "$activated" | sed 's/.*/Plugins[] = "&"/'
+    fi
+}
+if [ -n "$activated" ]; then
+    { base; plugins_section; } > "$tmp"
+    mv -f "$tmp" "$config"
+fi
 if ! plugins="$("${PHP_BIN:-php}" "$plugins_php" "$src" "$dst")"; then
     log "could not list Matomo's plugins (matomo-plugins.php failed, see above)"
     exit 1
 fi
+for name in $extra; do
+    if [ -f "$src/plugins/$name/$name.php" ]; then
+        log "plugin $name (plugins.extra) is also in the image ($src/plugins/$name): Matomo loads the image's, not the one of plugins.extra"
+    fi
+    if ! printf '%s\n' "$plugins" | grep -qx "$name"; then
+        log "plugin $name (plugins.extra) is activated but Matomo does not load it: no folder $name holding $name.php in MATOMO_PLUGIN_DIRS (${MATOMO_PLUGIN_DIRS:-unset}) nor in $src/plugins; check the plugin's image (path) or volume (subPath)"
+        exit 1
+    fi
+done
 {
     base
+    plugins_section
     printf '\n[PluginsInstalled]\n'
     printf '%s\n' "$plugins" | sed 's/.*/PluginsInstalled[] = "&"/'
 } > "$tmp"
 mv -f "$tmp" "$config"
-log "wrote $config (password and salt from the environment, $(printf '%s\n' "$plugins" | wc -l) plugins)"
+log "wrote $config (password and salt from the environment, $(printf '%s\n' "$plugins" | wc -l) plugins${extra:+, extra: $extra})"
 # Older code on a newer schema fails: such a pod must not start, so that its
 # rollout stops and the pods of the previous ReplicaSet keep serving.
 if ! "${PHP_BIN:-php}" "$(dirname "$0")/matomo-version-check.php" "$src" "$dst"; then

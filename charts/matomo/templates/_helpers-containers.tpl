@@ -114,6 +114,9 @@ the code's root. Call with the root context.
   subPath: common.config.ini.php
   readOnly: true
 {{ include "matomo.bootstrapMount" . }}
+{{- with include "matomo.pluginMounts" . }}
+{{ . }}
+{{- end }}
 {{- end }}
 
 {{/* files/bootstrap.php at the code's root (every container running Matomo's code). Call with the root context. */}}
@@ -137,6 +140,9 @@ and matomo-init.sh. Call with the root context.
     defaultMode: 0440
 {{ include "matomo.scriptsVolume" (dict "root" . "name" "matomo-bootstrap" "scripts" "code") }}
 {{ include "matomo.scriptsVolume" (dict "root" . "name" "chart-scripts" "scripts" "init") }}
+{{- with include "matomo.pluginVolumes" . }}
+{{ . }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -147,6 +153,9 @@ Call with (dict "root" $ "static" bool).
 */}}
 {{- define "matomo.initContainer" -}}
 {{- $root := .root }}
+{{- with include "matomo.pluginInitContainers" $root }}
+{{ . }}
+{{- end }}
 - name: matomo-init
   image: {{ include "matomo.image" $root }}
   imagePullPolicy: {{ $root.Values.image.pullPolicy }}
@@ -163,6 +172,9 @@ Call with (dict "root" $ "static" bool).
       value: /var/lib/matomo-static
     {{- end }}
     {{- include "matomo.initEnv" $root | nindent 4 }}
+    {{- with include "matomo.pluginInitEnv" $root }}
+    {{- . | nindent 4 }}
+    {{- end }}
   {{- with $root.Values.initResources }}
   resources:
     {{- toYaml . | nindent 4 }}
@@ -186,6 +198,144 @@ Call with (dict "root" $ "static" bool).
     - name: chart-scripts
       mountPath: /opt/matomo-chart
       readOnly: true
+    {{- with include "matomo.pluginMounts" $root }}
+    {{- . | nindent 4 }}
+    {{- end }}
+{{- end }}
+
+{{/*
+Plugins that are not in the image (plugins.extra; docs/architecture.md,
+"Plugins that are not in the image"). An entry with an image is copied by an
+init container plugin-<i> (the plugin's image, its sh and cp) from its path
+into the emptyDir matomo-plugins; an entry with a volume is that volume
+(plugin-<i>), its subPath mounted as the plugin's folder. Every container
+running Matomo's code mounts both read-only (matomo.pluginMounts, in
+matomo.codeMounts and matomo.initContainer) and finds them through Matomo's
+MATOMO_PLUGIN_DIRS (matomo.codeEnv: "/dir;webpath" entries, ":" between them;
+the web path, relative to the code's root, is mandatory). Nothing of this is
+rendered when plugins.extra is empty. Each helper: call with the root context.
+*/}}
+{{- define "matomo.pluginsImageDir" -}}/var/lib/matomo-plugins{{- end }}
+{{- define "matomo.pluginsVolumeDir" -}}/var/lib/matomo-plugin-volumes{{- end }}
+
+{{/* Does an extra plugin come from an image ("true" or empty)? from a volume? */}}
+{{- define "matomo.pluginsFromImages" -}}
+{{- range .Values.plugins.extra }}{{ if .image }}true{{ end }}{{ end }}
+{{- end }}
+{{- define "matomo.pluginsFromVolumes" -}}
+{{- range .Values.plugins.extra }}{{ if .volume }}true{{ end }}{{ end }}
+{{- end }}
+
+{{/* The value of MATOMO_PLUGIN_DIRS (empty without extra plugins). */}}
+{{- define "matomo.pluginDirs" -}}
+{{- $dirs := list }}
+{{- if include "matomo.pluginsFromImages" . }}
+{{- $dirs = append $dirs (include "matomo.pluginsImageDir" .) }}
+{{- end }}
+{{- if include "matomo.pluginsFromVolumes" . }}
+{{- $dirs = append $dirs (include "matomo.pluginsVolumeDir" .) }}
+{{- end }}
+{{- $entries := list }}
+{{- range $dirs }}
+{{- /* the web path is the same folder, relative to the code's root: Matomo checks files there (PluginUmdAssetFetcher) */}}
+{{- $entries = append $entries (printf "%s;%s%s" . (repeat (len (splitList "/" (trimPrefix "/" (include "matomo.codeDir" $)))) "../") (trimPrefix "/" .)) }}
+{{- end }}
+{{- join ":" $entries }}
+{{- end }}
+
+{{/* The env of every container running Matomo's code: MATOMO_PLUGIN_DIRS, only with extra plugins. */}}
+{{- define "matomo.codeEnv" -}}
+{{- with include "matomo.pluginDirs" . }}
+- name: MATOMO_PLUGIN_DIRS
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
+
+{{/* The env of matomo-init.sh and the hook's sidecar: MATOMO_PLUGIN_DIRS and the names to activate. */}}
+{{- define "matomo.pluginInitEnv" -}}
+{{- with .Values.plugins.extra }}
+{{- include "matomo.codeEnv" $ }}
+- name: MATOMO_EXTRA_PLUGINS
+  value: {{ include "matomo.pluginNames" $ | quote }}
+{{- end }}
+{{- end }}
+
+{{/* The names of the extra plugins, separated by spaces. */}}
+{{- define "matomo.pluginNames" -}}
+{{- $names := list }}
+{{- range .Values.plugins.extra }}{{ $names = append $names .name }}{{ end }}
+{{- join " " $names }}
+{{- end }}
+
+{{/* The init containers that copy the extra plugins of images into matomo-plugins. */}}
+{{- define "matomo.pluginInitContainers" -}}
+{{- $root := . }}
+{{- range $i, $p := .Values.plugins.extra }}
+{{- if $p.image }}
+- name: plugin-{{ $i }}
+  image: {{ printf "%s:%s" $p.image.repository $p.image.tag }}
+  imagePullPolicy: {{ $p.image.pullPolicy | default "IfNotPresent" }}
+  # the plugin's folder into the emptyDir (through a temporary name: a restarted pod finds the last copy there)
+  command:
+    - /bin/sh
+    - -ec
+    - |
+      src="$1"; dst="$2/$3"
+      if [ ! -f "$src/$3.php" ]; then
+        echo "plugin-copy: no $3.php in $src of this image: set the plugin's folder in plugins.extra[].path" >&2
+        exit 1
+      fi
+      rm -rf "$dst.tmp"
+      cp -R "$src" "$dst.tmp"
+      rm -rf "$dst"
+      mv "$dst.tmp" "$dst"
+      echo "plugin-copy: copied $src to $dst" >&2
+    - plugin-copy
+    - {{ $p.path | default (printf "/plugins/%s" $p.name) | quote }}
+    - {{ include "matomo.pluginsImageDir" $root }}
+    - {{ $p.name }}
+  {{- with $root.Values.initResources }}
+  resources:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  securityContext:
+    {{- toYaml $root.Values.securityContext | nindent 4 }}
+  volumeMounts:
+    - name: matomo-plugins
+      mountPath: {{ include "matomo.pluginsImageDir" $root }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The read-only mounts of the extra plugins. */}}
+{{- define "matomo.pluginMounts" -}}
+{{- if include "matomo.pluginsFromImages" . }}
+- name: matomo-plugins
+  mountPath: {{ include "matomo.pluginsImageDir" . }}
+  readOnly: true
+{{- end }}
+{{- range $i, $p := .Values.plugins.extra }}
+{{- if $p.volume }}
+- name: plugin-{{ $i }}
+  mountPath: {{ include "matomo.pluginsVolumeDir" $ }}/{{ $p.name }}
+  subPath: {{ $p.subPath | default $p.name | quote }}
+  readOnly: true
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The volumes of the extra plugins. */}}
+{{- define "matomo.pluginVolumes" -}}
+{{- if include "matomo.pluginsFromImages" . }}
+- name: matomo-plugins
+  emptyDir: {}
+{{- end }}
+{{- range $i, $p := .Values.plugins.extra }}
+{{- if $p.volume }}
+- name: plugin-{{ $i }}
+  {{- toYaml $p.volume | nindent 2 }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 

@@ -50,13 +50,18 @@ mounts them (JSON):
 - init: matomo-init.sh, matomo-plugins.php and matomo-version-check.php, run by
   the init container of the serving and archiver pods;
 - hook: hook-matomo.sh and matomo-tables.php, run by the hook pod's Matomo
-  installer sidecar.
+  installer sidecar; with plugins.extra, also matomo-plugins.php (the sidecar
+  lists the [Plugins] to activate with it).
 */}}
 {{- define "matomo.scripts" -}}
+{{- $hook := list "hook-matomo.sh" "matomo-tables.php" }}
+{{- if .Values.plugins.extra }}
+{{- $hook = append $hook "matomo-plugins.php" }}
+{{- end }}
 {{- dict
       "code" (list "bootstrap.php")
       "init" (list "matomo-init.sh" "matomo-plugins.php" "matomo-version-check.php")
-      "hook" (list "hook-matomo.sh" "matomo-tables.php") | toJson }}
+      "hook" $hook | toJson }}
 {{- end }}
 
 {{/*

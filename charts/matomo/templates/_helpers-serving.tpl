@@ -66,9 +66,15 @@ spec:
           containerPort: 9000
           protocol: TCP
       {{- end }}
-      {{- with $root.Values.extraEnv }}
+      {{- $codeEnv := include "matomo.codeEnv" $root }}
+      {{- if or $codeEnv $root.Values.extraEnv }}
       env:
+        {{- with $codeEnv }}
+        {{- . | nindent 8 }}
+        {{- end }}
+        {{- with $root.Values.extraEnv }}
         {{- toYaml . | nindent 8 }}
+        {{- end }}
       {{- end }}
       {{- if $apache }}
       startupProbe:

@@ -68,6 +68,14 @@ Called once, from templates/validate.yaml.
 {{- if le (int $v.hook.secrets.activeDeadlineSeconds) (int $v.hook.secrets.apiTimeout) }}
 {{- fail (printf "hook.secrets.activeDeadlineSeconds (%d) is not above hook.secrets.apiTimeout (%d): the Job would be killed before it reports why the API refused it" (int $v.hook.secrets.activeDeadlineSeconds) (int $v.hook.secrets.apiTimeout)) }}
 {{- end }}
+{{- /* plugins.extra: one entry per plugin (the schema checks each entry) */}}
+{{- $plugins := list }}
+{{- range $i, $p := $v.plugins.extra }}
+{{- if has $p.name $plugins }}
+{{- fail (printf "plugins.extra[%d] names the plugin %q again: Matomo loads a plugin from one folder only; keep one entry per plugin (remove or rename the other)" $i $p.name) }}
+{{- end }}
+{{- $plugins = append $plugins $p.name }}
+{{- end }}
 {{- /* backups: the restore reads the backup volume; the hook writes it through the pod's fsGroup */}}
 {{- if and $v.backup.restore.file (not $v.backup.enabled) }}
 {{- fail (printf "backup.restore.file is %q but backup.enabled is false: the dumps are on the backup volume, which only backup.enabled mounts; set backup.enabled=true (with backup.persistence.existingClaim if the volume is not this release's), or unset backup.restore.file" $v.backup.restore.file) }}

@@ -58,6 +58,11 @@ ENV_VARS: list[tuple[str, str, str]] = [
         "",
         "the code's plugins, a name a line (else: plugins/ next to MATOMO_VERSION_FILE's core/)",
     ),
+    (
+        "MATOMO_CODE_ACTIVATED_PLUGINS_FILE",
+        "",
+        "[Plugins] of the sidecar's config, a name a line (unset: the config chain's)",
+    ),
     ("MATOMO_SUPERUSER_LOGIN", "(required for install)", "2-100 of [A-Za-z0-9_.@+-]"),
     ("MATOMO_SUPERUSER_PASSWORD", "", "superuser password, >= 6 chars (or _FILE)"),
     ("MATOMO_SUPERUSER_PASSWORD_FILE", "", "file holding the superuser password"),
@@ -164,6 +169,7 @@ class Settings:
     backup_dir: Path | None = None
     backup_keep: int = 3
     code_plugins_file: Path | None = None
+    activated_plugins_file: Path | None = None
     restore_file: str | None = None
     deployments: tuple[str, ...] = ()
 
@@ -544,6 +550,7 @@ def load(env: Mapping[str, str] | None = None, need: frozenset[str] = frozenset(
         code_version=code_version,
         version_file=Path(e.value("MATOMO_VERSION_FILE")),
         code_plugins_file=_optional_path(e.get("MATOMO_CODE_PLUGINS_FILE")),
+        activated_plugins_file=_optional_path(e.get("MATOMO_CODE_ACTIVATED_PLUGINS_FILE")),
         upgrade_timeout=e.number("MATOMO_HOOK_UPGRADE_TIMEOUT"),
         superuser=superuser,
         site=site,

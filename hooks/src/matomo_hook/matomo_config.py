@@ -9,7 +9,11 @@ sidecar for anything: for an install, the seed the installer needs
 database, the same database block and salt, and ``[PluginsInstalled]`` as the
 database records it (one ``version_<plugin>`` option per plugin Matomo
 installed), so that ``core:update`` upgrades exactly the plugins this database
-has. Nothing is copied from a serving pod.
+has. Nothing is copied from a serving pod. When the chart names plugins that
+are not in the image (plugins.extra), the sidecar lists the whole [Plugins]
+list (the config chain's plus those) in MATOMO_CODE_ACTIVATED_PLUGINS_FILE and
+the installed config carries it: this file's sections replace the chain's, so
+Matomo loads them, and its installLoadedPlugins installs them in the database.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from urllib.parse import urlsplit
 
 from . import logs
 from .config import Settings
+from .database import PLUGIN_RE
 from .errors import ConfigError
 from .files import write_atomic
 
@@ -42,7 +47,9 @@ def trusted_host(url: str) -> str:
     return host
 
 
-def _text(settings: Settings, installing: bool, plugins: list[str]) -> str:
+def _text(
+    settings: Settings, installing: bool, plugins: list[str], activated: list[str] | None = None
+) -> str:
     db = settings.db
     assert settings.salt is not None
     lines = [
@@ -67,6 +74,10 @@ def _text(settings: Settings, installing: bool, plugins: list[str]) -> str:
     if installing:
         lines.append("installation_in_progress = 1")
     lines += [f"trusted_hosts[] = {ini_value(trusted_host(settings.installer_url))}", ""]
+    if activated:
+        lines.append("[Plugins]")
+        lines += [f"Plugins[] = {ini_value(p)}" for p in activated]
+        lines.append("")
     if plugins:
         lines.append("[PluginsInstalled]")
         lines += [f"PluginsInstalled[] = {ini_value(p)}" for p in plugins]
@@ -79,9 +90,12 @@ def seed_config_text(settings: Settings) -> str:
     return _text(settings, installing=True, plugins=[])
 
 
-def installed_config_text(settings: Settings, plugins: list[str]) -> str:
-    """The config of an installed database whose plugins are `plugins`."""
-    return _text(settings, installing=False, plugins=plugins)
+def installed_config_text(
+    settings: Settings, plugins: list[str], activated: list[str] | None = None
+) -> str:
+    """The config of an installed database whose plugins are `plugins`; with
+    `activated`, its [Plugins] list too."""
+    return _text(settings, installing=False, plugins=plugins, activated=activated)
 
 
 def write(settings: Settings, text: str, event: str) -> None:
@@ -136,8 +150,35 @@ def code_plugins(settings: Settings, names: list[str]) -> list[str]:
     return [n for n in names if n in present]
 
 
+def activated_plugins(settings: Settings) -> list[str] | None:
+    """The [Plugins] list in MATOMO_CODE_ACTIVATED_PLUGINS_FILE (in the chart, the
+    sidecar writes it when plugins.extra names plugins); None when unset."""
+    path = settings.activated_plugins_file
+    if path is None:
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"MATOMO_CODE_ACTIVATED_PLUGINS_FILE={str(path)!r} cannot be read ({exc.strerror}): "
+            "the Matomo sidecar writes it at its start; see its log (container matomo-installer)"
+        ) from None
+    names = [line.strip() for line in text.splitlines() if line.strip()]
+    bad = [n for n in names if not PLUGIN_RE.match(n)]
+    if bad or not names:
+        raise ConfigError(
+            f"MATOMO_CODE_ACTIVATED_PLUGINS_FILE={str(path)!r} holds "
+            f"{'no plugin name' if not names else 'a line that is not a plugin name'}: "
+            "see the log of the Matomo sidecar (container matomo-installer)"
+        )
+    return names
+
+
 def write_installed(settings: Settings, installed: list[str]) -> None:
     """The config of an installed database whose plugins (``version_<plugin>``
-    options) are `installed`, keeping those the code has."""
-    text = installed_config_text(settings, code_plugins(settings, installed))
+    options) are `installed`, keeping those the code has; with the sidecar's
+    [Plugins] list (activated_plugins), that list too."""
+    text = installed_config_text(
+        settings, code_plugins(settings, installed), activated_plugins(settings)
+    )
     write(settings, text, "config_written")
