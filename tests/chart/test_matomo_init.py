@@ -244,3 +244,34 @@ def test_php_reads_back_exactly_what_was_given(php: str, genuine, value: str) ->
     assert result.returncode == 0, result.stderr
     cfg = php_parse_ini(php, dst / "config" / "config.ini.php")
     assert [cfg["database"]["password"], cfg["General"]["salt"]] == [value, "salt-" + value]
+
+
+@pytest.mark.parametrize("value", PHP_CASES)
+def test_the_queue_redis_password_reads_back_in_php(php: str, genuine, value: str) -> None:
+    """queue.enabled with a Redis password: MATOMO_QUEUE_REDIS_PASSWORD (the init container's
+    secretKeyRef) becomes [QueuedTracking] redisPassword of the local config, read back unchanged."""
+    src, dst = genuine
+    result = run(src, dst, MATOMO_DATABASE_PASSWORD="db", MATOMO_SALT="salt", MATOMO_QUEUE_REDIS_PASSWORD=value)
+    assert result.returncode == 0, result.stderr
+    cfg = php_parse_ini(php, dst / "config" / "config.ini.php")
+    assert cfg["QueuedTracking"] == {"redisPassword": value}
+    assert cfg["database"]["password"] == "db" and cfg["PluginsInstalled"]["PluginsInstalled"]
+    assert value not in result.stderr + result.stdout or len(value) < 3
+
+
+def test_no_queue_password_no_queue_section(genuine) -> None:
+    src, dst = genuine
+    result = run(src, dst, MATOMO_DATABASE_PASSWORD="db", MATOMO_SALT="salt")
+    assert result.returncode == 0, result.stderr
+    assert "QueuedTracking" not in (dst / "config" / "config.ini.php").read_text()
+
+
+@pytest.mark.parametrize("bad,word", [("se\ncret", "newline"), ("se\rcret", "newline"), ("se${HOME}cret", "${"),
+                                      ("", "empty")])
+def test_refuses_a_queue_redis_password_config_ini_cannot_hold(tree, bad: str, word: str) -> None:
+    src, dst = tree
+    result = run(src, dst, MATOMO_DATABASE_PASSWORD="good", MATOMO_SALT="good", MATOMO_QUEUE_REDIS_PASSWORD=bad)
+    assert result.returncode == 1
+    assert "MATOMO_QUEUE_REDIS_PASSWORD" in result.stderr and word in result.stderr
+    assert "cret" not in result.stderr + result.stdout
+    assert list(dst.iterdir()) == [], "must fail before writing anything"
