@@ -89,3 +89,24 @@ def test_hits_queued_by_the_trackers_are_all_stored_by_the_worker(release: Relea
     time.sleep(3)
     assert stored_actions(release) == 12, "a hit was stored twice"
 
+
+
+def test_a_cron_run_stores_full_batches_and_leaves_the_rest(release: Release, trees, queue_image) -> None:  # type: ignore[no-untyped-def]
+    """queue.workers.mode=cronjob: one run of the CronJob's pod stores the full batches and exits 0; the
+    last requests (fewer than a batch) wait for more hits (README, "Queued tracking": why the
+    Deployment is the default)."""
+    release.helm_apply(queue_image, "--set", f"matomo.config.Plugins.Plugins={{{plugins_with_queue(trees)}}}",
+                       "--set", "queue.enabled=true", "--set", "queue.pluginInImage=true",
+                       "--set", "queue.backend=mysql", "--set", "queue.numRequestsToProcess=5",
+                       "--set", "queue.workers.mode=cronjob")
+    hook = release.run_hook()
+    assert hook.exit_code == 0, hook.explain()
+    serving = release.serving_pod()
+    assert all(s in (200, 204) for s in track(serving, 7))
+    cron = release.suite.cp.get(f"/apis/batch/v1/namespaces/{release.namespace}/cronjobs/matomo-queue-worker")
+    pod = release.pod("cron-worker", cron["spec"]["jobTemplate"]["spec"]["template"]["spec"])
+    codes = pod.run_to_completion(300)
+    assert codes == {"queue-worker": 0}, pod.logs("queue-worker")[-3000:]
+    assert stored_actions(release) == 5
+    queues = [t for t in release.tables() if t.startswith(f"{release.prefix}queuedtracking_list")]
+    assert sum(release.count(t[len(release.prefix):]) for t in queues) == 2
