@@ -9,7 +9,7 @@ of the file kept as written):
   - `artifacthub.io/images`: every image the chart can run, from the defaults
     of values.yaml (Matomo apache and fpm at `<appVersion>-<variant>`, the
     nginx sidecar of fpm, the hook image at the chart version, MariaDB, the
-    Cloud SQL Auth Proxy);
+    Cloud SQL Auth Proxy, the queue's embedded Redis);
   - `artifacthub.io/changes`: the section of CHANGELOG.md for the chart's
     version (`## <version>`, with `### Added` ... `### Security` lists).
 Checked:
@@ -110,6 +110,8 @@ def images(chart: dict[str, Any], values: dict[str, Any]) -> list[dict[str, str]
                                      f"{dig(values, 'database.embedded.image.tag')}"},
         {"name": "cloud-sql-proxy", "image": f"{dig(values, 'database.cloudsql.image.repository')}:"
                                              f"{dig(values, 'database.cloudsql.image.tag')}"},
+        {"name": "redis", "image": f"{dig(values, 'queue.redis.embedded.image.repository')}:"
+                                   f"{dig(values, 'queue.redis.embedded.image.tag')}"},
     ]
     test_image = dig(values, "helmTest.image")
     if test_image:

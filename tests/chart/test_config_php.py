@@ -48,3 +48,23 @@ def test_managed_config_parses_in_php(helm: str, php: str, tmp_path: Path, value
         assert set(values["ingress"]["hosts"]) <= set(serving["General"]["trusted_hosts"])
     if values.get("ingress", {}).get("tls"):
         assert serving["General"]["assume_secure_protocol"] == "1"
+    queue = values.get("queue", {})
+    assert "QueuedTracking" not in hook, "the hook's installer sidecar processes no queue"
+    if not queue.get("enabled"):
+        assert "QueuedTracking" not in serving
+        return
+    qt = serving["QueuedTracking"]
+    assert "redisPassword" not in qt, "the Redis password belongs in the pod's local config.ini.php only"
+    assert qt["queueEnabled"] == "1"
+    assert qt["numQueueWorkers"] == str(queue.get("numQueueWorkers", 1))
+    assert qt["numRequestsToProcess"] == str(queue.get("numRequestsToProcess", 25))
+    # workers on (the default): the trackers never process the queue
+    assert qt["processDuringTrackingRequest"] == "0"
+    redis = queue.get("redis", {})
+    if redis.get("mode", "embedded") == "embedded":
+        assert (qt["redisHost"], qt["redisPort"]) == ("matomo-redis", "6379")
+    else:
+        assert (qt["redisHost"], qt["redisPort"]) == (redis["host"], str(redis.get("port", 6379)))
+    assert float(qt["redisTimeout"]) == float(redis.get("timeout", 2.0)) > 0
+    assert qt["redisDatabase"] == str(redis.get("database", 0))
+    assert qt["useWhatRedisBackendType"] == "1"

@@ -274,8 +274,8 @@ def test_mounts_name_existing_volumes_and_native_sidecars_are_well_formed(helm: 
 
 
 CODE_DIR, USER_PATH = "/usr/src/matomo", "/var/lib/matomo"  # matomo.codeDir, matomo.userPath
-# the containers that run Matomo's code (the serving pods' matomo, the archiver, the hook pod's installer)
-MATOMO_CONTAINERS = {"matomo", "archiver", "matomo-installer"}
+# the containers that run Matomo's code (the serving pods' matomo, the archiver, the hook pod's installer, the queue workers)
+MATOMO_CONTAINERS = {"matomo", "archiver", "matomo-installer", "queue-worker"}
 
 
 @EVERY_VALUES_FILE
@@ -395,6 +395,9 @@ NETWORK_POLICY_MODES = {
     "external": {"database": {"mode": "external", "password": "pw", "external": {"host": "db.example.org", "port": 3310}}},
     "cloudsql": {"database": {"mode": "cloudsql", "password": "pw", "cloudsql": {"instanceConnectionName": "p:r:i"}},
                  "ingress": {"enabled": True, "hosts": ["stats.example.org"]}},
+    "queue-embedded-redis": {"queue": {"enabled": True, "pluginInImage": True}},
+    "queue-external-redis-cronjob": {"queue": {"enabled": True, "pluginInImage": True, "workers": {"mode": "cronjob"},
+                                               "redis": {"mode": "external", "host": "redis.example.org"}}},
 }
 
 
@@ -424,7 +427,7 @@ def test_with_network_policies_every_workload_pod_is_selected(helm: str, tmp_pat
             problems.append(f"{where}: selected by {[p['metadata']['name'] for p in matching]}")
             continue
         spec = matching[0]["spec"]
-        if labels["app.kubernetes.io/component"] in ("hook", "archiver"):
+        if labels["app.kubernetes.io/component"] in ("hook", "archiver", "queue-worker"):
             if spec["policyTypes"] != ["Ingress", "Egress"] or spec.get("ingress"):
                 problems.append(f"{where}: ingress is not denied ({spec.get('policyTypes')}, {spec.get('ingress')})")
             if not spec.get("egress"):

@@ -8,11 +8,14 @@ lists the plugins: that part runs genuine Matomo, from
 tests/harness/matomo_release.py), copies only the static files into
 MATOMO_STATIC_DIR when set (the fpm variant's nginx), and refuses values that
 config.ini.php cannot hold, naming the variable and never printing the secret
-(those cases stop before any code is read, so a fake tree serves them).
+(those cases stop before any code is read, so a fake tree serves them). With
+the queue on, the Redis password lands in [QueuedTracking], where genuine
+Matomo's config chain merges it with the managed section.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -20,7 +23,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from chartlib import CHART, php_parse_ini
+import yaml
+from chartlib import CHART, KUBE_VERSION, php_parse_ini, run_helm
 from harness.passwords import ACCEPTED
 
 SCRIPT = CHART / "files" / "matomo-init.sh"
@@ -321,3 +325,71 @@ def test_an_extra_plugin_the_image_has_too_is_named_in_the_log(genuine, plugin_d
     assert f"plugin DBStats (plugins.extra) is also in the image ({src}/plugins/DBStats)" in result.stderr
     config = (dst / "config" / "config.ini.php").read_text()
     assert "DBStats" in _section(config, "Plugins") and "DBStats" in _section(config, "PluginsInstalled")
+
+
+@pytest.mark.parametrize("value", PHP_CASES)
+def test_the_queue_redis_password_reads_back_in_php(php: str, genuine, value: str) -> None:
+    """queue.enabled with a Redis password: MATOMO_QUEUE_REDIS_PASSWORD (the init container's
+    secretKeyRef) becomes [QueuedTracking] redisPassword of the local config, read back unchanged."""
+    src, dst = genuine
+    result = run(src, dst, MATOMO_DATABASE_PASSWORD="db", MATOMO_SALT="salt", MATOMO_QUEUE_REDIS_PASSWORD=value)
+    assert result.returncode == 0, result.stderr
+    cfg = php_parse_ini(php, dst / "config" / "config.ini.php")
+    assert cfg["QueuedTracking"] == {"redisPassword": value}
+    assert cfg["database"]["password"] == "db" and cfg["PluginsInstalled"]["PluginsInstalled"]
+    assert value not in result.stderr + result.stdout or len(value) < 3
+
+
+def test_no_queue_password_no_queue_section(genuine) -> None:
+    src, dst = genuine
+    result = run(src, dst, MATOMO_DATABASE_PASSWORD="db", MATOMO_SALT="salt")
+    assert result.returncode == 0, result.stderr
+    assert "QueuedTracking" not in (dst / "config" / "config.ini.php").read_text()
+
+
+@pytest.mark.parametrize("bad,word", [("se\ncret", "newline"), ("se\rcret", "newline"), ("se${HOME}cret", "${"),
+                                      ("", "empty")])
+def test_refuses_a_queue_redis_password_config_ini_cannot_hold(tree, bad: str, word: str) -> None:
+    src, dst = tree
+    result = run(src, dst, MATOMO_DATABASE_PASSWORD="good", MATOMO_SALT="good", MATOMO_QUEUE_REDIS_PASSWORD=bad)
+    assert result.returncode == 1
+    assert "MATOMO_QUEUE_REDIS_PASSWORD" in result.stderr and word in result.stderr
+    assert "cret" not in result.stderr + result.stdout
+    assert list(dst.iterdir()) == [], "must fail before writing anything"
+
+
+READ_QUEUE_SECTION = r"""<?php
+define('PIWIK_INCLUDE_PATH', $argv[1]);
+define('PIWIK_USER_PATH', $argv[2]);
+define('PIWIK_DOCUMENT_ROOT', $argv[1]);
+require $argv[1] . '/core/bootstrap.php';
+$environment = new \Piwik\Application\Environment('cli');
+$environment->init();
+// what QueuedTracking's SystemSetting::getValue() reads: Config::getInstance()->QueuedTracking[<setting>]
+echo json_encode(\Piwik\Config::getInstance()->QueuedTracking);
+"""
+
+
+def test_matomo_sees_the_managed_queue_settings_with_the_local_password(helm: str, php: str, genuine,
+                                                                         tmp_path: Path) -> None:
+    """Genuine Matomo's config chain merges the pod's local [QueuedTracking] redisPassword key by key
+    with the rendered common.config.ini.php's [QueuedTracking]: the plugin gets both."""
+    src, dst = genuine
+    r = run_helm(helm, "template", "matomo", str(CHART), "--kube-version", KUBE_VERSION,
+                 "--set", "queue.enabled=true", "--set", "queue.pluginInImage=true", "--set", "queue.numQueueWorkers=4",
+                 "-s", "templates/matomo/config-secret.yaml")
+    assert r.returncode == 0, r.stderr
+    common = tmp_path / "common.config.ini.php"
+    common.write_text(yaml.safe_load(r.stdout)["stringData"]["common.config.ini.php"])
+    result = run(src, dst, MATOMO_DATABASE_PASSWORD="db", MATOMO_SALT="salt", MATOMO_COMMON_CONFIG=str(common),
+                 MATOMO_QUEUE_REDIS_PASSWORD='q"ueue\\pw')
+    assert result.returncode == 0, result.stderr
+    script = tmp_path / "read.php"
+    script.write_text(READ_QUEUE_SECTION)
+    out = subprocess.run([php, str(script), str(src), str(dst)], capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == 0, out.stderr
+    section = json.loads(out.stdout)
+    assert section["redisPassword"] == 'q"ueue\\pw'
+    # Matomo's IniReader types the values; the plugin casts each to its setting's type (settype)
+    assert (section["redisHost"], str(section["redisPort"]), str(section["numQueueWorkers"])) == ("matomo-redis", "6379", "4")
+    assert str(section["queueEnabled"]) == "1" and str(section["processDuringTrackingRequest"]) == "0"

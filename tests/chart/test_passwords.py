@@ -53,3 +53,34 @@ def test_refused_password_fails_the_render_naming_the_value(helm: str, tmp_path:
     normalised = out.replace("/", ".")
     assert named in normalised, out
     assert value not in out or len(value) < 8, "the error must not print the password"
+
+
+@pytest.mark.parametrize("variant", ["apache", "fpm"])
+@pytest.mark.parametrize("mode", ["deployment", "cronjob"])
+def test_the_queue_redis_password_is_only_in_its_secret(helm: str, tmp_path: Path, variant: str, mode: str) -> None:
+    """queue.redis.password: in F-redis and nowhere else; every pod gets it only through the secretKeyRef
+    of its init container matomo-init (never a serving, tracker or worker container's env, never F-config)."""
+    password = "Redis-Pw.7f3c9a"
+    values = {"image": {"variant": variant},
+              "queue": {"enabled": True, "pluginInImage": True, "workers": {"mode": mode},
+                        "redis": {"mode": "external", "host": "10.0.0.5", "password": password}}}
+    rc, out = render(helm, tmp_path, values)
+    assert rc == 0, out
+    assert password not in out
+    encoded = base64.b64encode(password.encode()).decode()
+    docs = [d for d in yaml.safe_load_all(out) if d]
+    holders = [f"{d['kind']}/{d['metadata']['name']}" for d in docs if encoded in yaml.safe_dump(d)]
+    assert holders == ["Secret/matomo-redis"], holders
+    refs = []
+    for d in docs:
+        spec = d.get("spec", {})
+        spec = spec.get("jobTemplate", {}).get("spec", spec).get("template", {}).get("spec", spec)
+        for kind in ("initContainers", "containers"):
+            for c in spec.get(kind, []) or []:
+                for e in c.get("env", []) or []:
+                    if e.get("valueFrom", {}).get("secretKeyRef", {}).get("name") == "matomo-redis":
+                        refs.append((d["kind"], kind, c["name"], e["name"]))
+    workloads = {"Deployment", "CronJob"}
+    assert refs and all(r[1:] == ("initContainers", "matomo-init", "MATOMO_QUEUE_REDIS_PASSWORD") for r in refs), refs
+    assert {r[0] for r in refs} == workloads  # the serving Deployment, the workers and the archiver
+    assert len(refs) == 3, refs

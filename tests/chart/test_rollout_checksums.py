@@ -5,7 +5,8 @@ the pods run (ConfigMap F-scripts: matomo-init.sh, matomo-plugins.php,
 matomo-version-check.php, and bootstrap.php, which every Matomo container
 mounts at the code's root); a change to the hook pod's scripts
 (hook-matomo.sh, matomo-tables.php) rolls nothing, since no serving pod
-mounts them.
+mounts them. The queue workers roll with the managed config and the init
+scripts too; the embedded Redis only with its own config and tag.
 """
 
 from __future__ import annotations
@@ -134,3 +135,44 @@ def test_turning_the_tracker_on_does_not_roll_the_serving_pods(helm: str) -> Non
         on = _annotations(helm, CHART, "--set", f"image.variant={variant}", "--set", "tracker.enabled=true")
         assert on == off
         assert _tracker_annotations(helm, CHART, "--set", f"image.variant={variant}")["checksum/web"] != off["checksum/web"]
+
+
+QUEUE = ("--set", "queue.enabled=true", "--set", "queue.pluginInImage=true")
+
+
+def _template(helm: str, chart: Path, show: str, *extra: str) -> dict[str, object]:
+    result = run_helm(helm, "template", "matomo", str(chart), "--kube-version", KUBE_VERSION, "-s", show, *QUEUE, *extra)
+    assert result.returncode == 0, result.stderr
+    template: dict[str, object] = yaml.safe_load(result.stdout)["spec"]["template"]
+    return template
+
+
+def test_the_embedded_redis_restarts_with_its_config_only(helm: str, chart_copy: Path) -> None:
+    """The queue's Redis keeps running through Matomo upgrades and chart bumps (the queue would refuse
+    hits while it restarts); a changed redis.conf (queue.redis.embedded.*) or Redis tag restarts it."""
+    show = "templates/redis/statefulset.yaml"
+    before = _template(helm, chart_copy, show, "--set", "image.tag=5.0.3-apache")
+    chart_yaml = chart_copy / "Chart.yaml"
+    meta = yaml.safe_load(chart_yaml.read_text())
+    chart_yaml.write_text(chart_yaml.read_text().replace(f"version: {meta['version']}", "version: 99.0.0", 1))
+    assert _template(helm, chart_copy, show, "--set", "image.tag=5.1.2-apache") == before
+    bigger = _template(helm, chart_copy, show, "--set", "queue.redis.embedded.maxmemory=1gb")
+    assert bigger["metadata"]["annotations"] != before["metadata"]["annotations"]  # type: ignore[index]
+    newer = _template(helm, chart_copy, show, "--set", "queue.redis.embedded.image.tag=7.4")
+    assert newer["metadata"]["labels"]["app.kubernetes.io/version"] == "7.4"  # type: ignore[index]
+
+
+def test_the_queue_workers_roll_with_the_config_and_the_init_script(helm: str, chart_copy: Path) -> None:
+    show = "templates/queue/deployment.yaml"
+
+    def checksums(*extra: str) -> dict[str, str]:
+        ann = _template(helm, chart_copy, show, *extra)["metadata"]["annotations"]  # type: ignore[index]
+        return {k: v for k, v in ann.items() if k.startswith("checksum/")}
+
+    before = checksums()
+    assert set(before) == {"checksum/config", "checksum/scripts"}
+    batch = checksums("--set", "queue.numRequestsToProcess=10")
+    assert {k for k in before if before[k] != batch[k]} == {"checksum/config"}
+    init = chart_copy / "files" / "matomo-init.sh"
+    init.write_text(init.read_text() + "\n# changed\n")
+    assert {k for k, v in checksums().items() if before[k] != v} == {"checksum/scripts"}

@@ -74,7 +74,7 @@ def container(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any
         spec = d["spec"]
         if kind == "CronJob":
             spec = spec["jobTemplate"]["spec"]["template"]["spec"]
-        elif kind == "Job":
+        elif kind in ("Job", "Deployment"):
             spec = spec["template"]["spec"]
         for c in spec.get("initContainers", []) + spec.get("containers", []):
             if c["name"] == name:
@@ -184,3 +184,62 @@ def test_script_stops_its_running_command(helm: str, pid1: list[str], tmp_path: 
     pid = child_pid(proc.pid)
     rc, _ = stop(proc, signame, lambda: children_of(pid))
     assert rc == 143
+
+
+QUEUE = ("queue.enabled=true", "queue.pluginInImage=true")
+# the worker's version check says (exit code) / its queuedtracking:process is slow and writes what it was called with
+WORKER_PHP = """#!/bin/sh
+case "$1" in
+  */matomo-version-check.php) exit "${CHECK_RC:-0}" ;;
+esac
+printf '%s\\n' "$*" >> "$CALLS"
+exec sleep 60
+"""
+
+
+def worker(helm: str, mode: str) -> dict[str, Any]:
+    kind = "Deployment" if mode == "deployment" else "CronJob"
+    return container(rendered(helm, *QUEUE, f"queue.workers.mode={mode}"), kind, "queue-worker")
+
+
+@pytest.mark.parametrize("signame", SIGNALS)
+@pytest.mark.parametrize("mode", ["deployment", "cronjob"])
+def test_queue_worker_stops_queuedtracking_process(helm: str, pid1: list[str], tmp_path: Path, mode: str,
+                                                   signame: str) -> None:
+    """The worker runs `console queuedtracking:process` as a child (--cycle=0 in a Deployment: it never
+    exits on its own); the stop signal ends it and the pod at once, not after the grace period."""
+    c = worker(helm, mode)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "php").write_text(WORKER_PHP)
+    (bindir / "php").chmod(0o755)
+    calls = tmp_path / "calls"
+    env = {"PATH": f"{bindir}:{os.environ['PATH']}", "CALLS": str(calls)}
+    proc = start_pid1(pid1, c["command"], env)
+    rc, _ = stop(proc, signame, lambda: calls.exists())
+    assert rc == 143
+    called = calls.read_text().split()
+    assert called[:2] == ["/usr/src/matomo/console", "queuedtracking:process"], called
+    assert ("--cycle=0" in called) == (mode == "deployment"), called
+
+
+@pytest.mark.parametrize("mode", ["deployment", "cronjob"])
+def test_queue_worker_before_the_database_is_installed(helm: str, pid1: list[str], tmp_path: Path, mode: str) -> None:
+    """Until the hook has installed (or upgraded) the database, the version check exits 3: a cron run is
+    skipped (exit 0, so the Job does not fail), a Deployment's worker waits and processes nothing."""
+    c = worker(helm, mode)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "php").write_text(WORKER_PHP)
+    (bindir / "php").chmod(0o755)
+    calls = tmp_path / "calls"
+    env = {"PATH": f"{bindir}:{os.environ['PATH']}", "CALLS": str(calls), "CHECK_RC": "3"}
+    proc = start_pid1(pid1, c["command"], env)
+    if mode == "cronjob":
+        assert proc.wait(timeout=10) == 0
+    else:
+        time.sleep(2)
+        assert proc.poll() is None, "the worker exited instead of waiting for the hook"
+        rc, _ = stop(proc, "SIGTERM", lambda: True)
+        assert rc == 143
+    assert not calls.exists(), "queuedtracking:process ran on a database not installed"

@@ -10,6 +10,7 @@ Matomo accept.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -140,6 +141,41 @@ REJECTED: dict[str, dict[str, tuple[dict, list[str]]]] = {
         "mariadb-schema-on-4.x": ({"image": {"tag": "4.16.1-fpm"}, "database": {"schema": "Mariadb"}},
                                   ["database.schema is Mariadb", "Matomo 4.16.1"]),
     },
+    "queue": {
+        "bad-backend": ({"queue": {"enabled": True, "pluginInImage": True, "backend": "memcached"}}, ["queue.backend"]),
+        "external-redis-without-host": ({"queue": {"enabled": True, "pluginInImage": True,
+                                                   "redis": {"mode": "external"}}}, ["queue.redis.host is required"]),
+        "no-plugin": ({"queue": {"enabled": True}}, ["queue.enabled needs the QueuedTracking plugin", "plugins.extra",
+                                                     "queue.pluginInImage"]),
+        "more-workers-than-queues": ({"queue": {"enabled": True, "pluginInImage": True, "numQueueWorkers": 2,
+                                                "workers": {"replicas": 3}}},
+                                     ["queue.workers.replicas (3)", "queue.numQueueWorkers (2)"]),
+        "queues-out-of-range": ({"queue": {"numQueueWorkers": 4097}}, ["queue.numQueueWorkers"]),
+        "batch-zero": ({"queue": {"numRequestsToProcess": 0}}, ["queue.numRequestsToProcess"]),
+        "bad-worker-mode": ({"queue": {"workers": {"mode": "daemonset"}}}, ["queue.workers.mode"]),
+        "nothing-processes": ({"queue": {"enabled": True, "pluginInImage": True, "workers": {"enabled": False}}},
+                              ["queue.workers.enabled", "queue.processDuringTrackingRequest"]),
+        "process-during-request-with-workers": ({"queue": {"enabled": True, "pluginInImage": True,
+                                                           "processDuringTrackingRequest": True}},
+                                                ["queue.processDuringTrackingRequest is true"]),
+        "sentinel-with-embedded": ({"queue": {"enabled": True, "pluginInImage": True,
+                                              "redis": {"sentinel": {"enabled": True}}}},
+                                   ["queue.redis.sentinel.enabled needs queue.redis.mode=external"]),
+        "several-hosts-without-sentinel": ({"queue": {"enabled": True, "pluginInImage": True,
+                                                      "redis": {"mode": "external", "host": "a,b"}}},
+                                           ["queue.redis.host", "Sentinel"]),
+        "ports-not-matching-hosts": ({"queue": {"enabled": True, "pluginInImage": True,
+                                                "redis": {"mode": "external", "host": "a,b,c", "port": "26379,26380",
+                                                          "sentinel": {"enabled": True}}}},
+                                     ["queue.redis.port", "2 ports for 3 hosts"]),
+        "port-out-of-range": ({"queue": {"redis": {"port": 70000}}}, ["queue.redis.port"]),
+        "zero-timeout": ({"queue": {"redis": {"timeout": 0}}}, ["queue.redis.timeout"]),
+        "password-with-dollar-brace": ({"queue": {"enabled": True, "pluginInImage": True,
+                                                  "redis": {"password": "a${HOME}b"}}}, ["queue.redis.password"]),
+        "cron-worker-bad-schedule": ({"queue": {"enabled": True, "pluginInImage": True,
+                                                "workers": {"mode": "cronjob", "schedule": "61 * * * *"}}},
+                                     ["queue.workers.schedule", "out of range"]),
+    },
 }
 
 CASES = {f"{family}/{name}": case for family, cases in REJECTED.items() for name, case in cases.items()}
@@ -178,6 +214,13 @@ VALID = {
     ]}},
     "restore-file-with-existing-claim": {"backup": {"persistence": {"existingClaim": "dumps.old-release"},
                                                     "restore": {"file": "matomo-5.0.3-to-5.1.2-20261206T041500Z.sql.gz"}}},
+    "queue-mysql-processed-by-trackers": {"queue": {"enabled": True, "pluginInImage": True, "backend": "mysql",
+                                                    "processDuringTrackingRequest": True, "workers": {"enabled": False}}},
+    "queue-external-sentinels": {"queue": {"enabled": True, "pluginInImage": True, "numQueueWorkers": 16,
+                                           "workers": {"replicas": 16},
+                                           "redis": {"mode": "external", "host": "s1,s2,s3", "port": "26379,26379,26379",
+                                                     "sentinel": {"enabled": True, "masterName": "queue"},
+                                                     "existingSecret": "redis-auth", "existingSecretKey": "pw"}}},
 }
 
 
@@ -194,7 +237,7 @@ def _helm(helm: str, command: str, values_file: Path, release: str = "matomo"):
 
 def test_every_family_has_cases() -> None:
     assert set(REJECTED) == {"name", "cron", "timezone", "url", "bounds", "compat", "password", "backup",
-                            "plugins"}
+                            "plugins", "queue"}
     assert all(len(cases) >= 2 for cases in REJECTED.values())
 
 
@@ -231,3 +274,15 @@ def test_valid_values_accepted(helm: str, tmp_path: Path, name: str) -> None:
     for command in ("lint", "template"):
         result = _helm(helm, command, values_file)
         assert result.returncode == 0, f"{name}: helm {command}: {result.stdout[-1500:]}{result.stderr}"
+
+
+def test_queue_accepts_the_plugin_from_plugins_extra(helm: str, tmp_path: Path) -> None:
+    """queue.enabled without queue.pluginInImage renders once plugins.extra names QueuedTracking."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    if "plugins" not in schema["properties"]:
+        pytest.skip("no plugins value in this chart yet (issue 22, point 1: plugins.extra)")
+    values_file = tmp_path / "values.yaml"
+    values_file.write_text(yaml.safe_dump({"queue": {"enabled": True},
+                                           "plugins": {"extra": [{"name": "QueuedTracking"}]}}))
+    result = _helm(helm, "template", values_file)
+    assert result.returncode == 0, result.stderr

@@ -12,7 +12,7 @@ rebuilds nothing, a changed input rebuilds only what depends on it.
     python3 tools/images/images.py build [NAME ...]   # build (or find cached) archives, print their paths
     python3 tools/images/images.py list               # names, references, cache keys
 
-Names: matomo (matomo:5.1.2-apache, -fpm, 5.0.3-apache, -fpm), mariadb, nginx,
+Names: matomo (matomo:5.1.2-apache, -fpm, 5.0.3-apache, -fpm), mariadb, nginx, redis,
 cloud-sql-proxy (the real Cloud SQL Auth Proxy v2 built from its Go module at
 the chart's default tag), cloudsql-instance (cloudsql-instance.go: Google's
 side of one instance for it), pause, python (the hook's base), hook
@@ -58,6 +58,7 @@ RECIPE_VERSION = "1"
 MATOMO_VERSIONS = ("5.1.2", "5.0.3")
 MARIADB = "localhost/matomo-test/mariadb:10.11"
 NGINX = "localhost/matomo-test/nginx-unprivileged:1.22"
+REDIS = "localhost/matomo-test/redis:7.0"
 # The real Cloud SQL Auth Proxy v2, built from its Go module at the version of
 # the chart's default image tag and stored under the chart's default reference
 # (like the matomo and hook images): a bump of the chart's default rebuilds it.
@@ -392,6 +393,23 @@ def build_nginx() -> Path:
                   lambda out: write_archive(out, [img]))
 
 
+REDIS_PACKAGES = ["redis-server"]
+
+
+def build_redis() -> Path:
+    """Debian's redis-server 7.0 as the upstream `redis` image runs it: uid/gid 999 (`redis`), its data in
+    /data, `redis-server` on PATH. The chart's StatefulSet brings its own redis.conf and command."""
+    essential = [add_user("redis", 999, "/data")]
+    customize = ['mkdir -p "$1"/data "$1"/run/redis && chown 999:999 "$1"/data "$1"/run/redis '
+                 '&& chmod 750 "$1"/data']
+    rootfs = cached("layer-redis", key_of(REDIS_PACKAGES, DPKG_EXCLUDES, MIRRORS, essential, customize),
+                    lambda out: mmdebstrap_layer(out, REDIS_PACKAGES, customize, essential))
+    img = Image(REDIS, [rootfs], {"Cmd": ["redis-server"], "User": "999:999", "WorkingDir": "/data",
+                                  "ExposedPorts": {"6379/tcp": {}}})
+    return cached("redis", key_of(img.ref, [p.name for p in img.layers], img.config),
+                  lambda out: write_archive(out, [img]))
+
+
 # passwd: hooks/Dockerfile runs groupadd/useradd (python:slim has them)
 PYTHON_PACKAGES = ["python3", "python3-venv", "python3-pip", "python-is-python3", "ca-certificates", "passwd"]
 
@@ -599,6 +617,7 @@ BUILDERS: dict[str, Callable[[], Path]] = {
     "matomo": build_matomo,
     "hook": build_hook,
     "nginx": build_nginx,
+    "redis": build_redis,
     "cloud-sql-proxy": build_proxy,
     "cloudsql-instance": build_instance,
     "python": build_python,
@@ -619,7 +638,7 @@ def main(argv: list[str]) -> int:
         return 0
     if cmd == "list":
         print("matomo\t" + " ".join(f"matomo:{v}-{x}" for v in MATOMO_VERSIONS for x in ("apache", "fpm")))
-        for n, r in (("mariadb", MARIADB), ("nginx", NGINX), ("cloud-sql-proxy", proxy_ref()),
+        for n, r in (("mariadb", MARIADB), ("nginx", NGINX), ("redis", REDIS), ("cloud-sql-proxy", proxy_ref()),
                      ("cloudsql-instance", INSTANCE), ("pause", PAUSE), ("python", PYTHON), ("hook", hook_ref()),
                      *((image, plugin_ref(image)) for image in PLUGINS)):
             print(f"{n}\t{r}")

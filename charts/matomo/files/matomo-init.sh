@@ -12,7 +12,9 @@
 #    this copy, read-only, once config/ exists and belongs to Matomo's user).
 # 2. Writes the local config/config.ini.php:
 #    the header line, [database] password and [General] salt, from the env vars
-#    MATOMO_DATABASE_PASSWORD and MATOMO_SALT (fed by secretKeyRefs), and
+#    MATOMO_DATABASE_PASSWORD and MATOMO_SALT (fed by secretKeyRefs), the
+#    queue's [QueuedTracking] redisPassword from MATOMO_QUEUE_REDIS_PASSWORD
+#    when it is set (queue.enabled with a Redis password), and
 #    [PluginsInstalled]: the plugins Matomo loads for this code and config, as
 #    matomo-plugins.php (next to this script) has Matomo's own code list them.
 #    Without that list Matomo's tracker loads no plugin and stores no hit until
@@ -75,6 +77,10 @@ check_value() {
 # An empty password is allowed (Cloud SQL IAM authentication).
 check_value MATOMO_DATABASE_PASSWORD allow-empty
 check_value MATOMO_SALT
+# The queue's Redis password (QueuedTracking), only when the chart sets it.
+if [ -n "${MATOMO_QUEUE_REDIS_PASSWORD+x}" ]; then
+    check_value MATOMO_QUEUE_REDIS_PASSWORD
+fi
 
 if [ ! -f "$src/core/Version.php" ]; then
     log "no Matomo code in $src (wrong image?)"
@@ -107,6 +113,10 @@ base() {
     printf 'password = "%s"\n' "$password_ini"
     printf '\n[General]\n'
     printf 'salt = "%s"\n' "$salt_ini"
+    if [ -n "${MATOMO_QUEUE_REDIS_PASSWORD+x}" ]; then
+        printf '\n[QueuedTracking]\n'
+        printf 'redisPassword = "%s"\n' "$(ini_escape "$MATOMO_QUEUE_REDIS_PASSWORD")"
+    fi
 }
 # Matomo's code reads the config to list its plugins: first without the list.
 base > "$tmp"

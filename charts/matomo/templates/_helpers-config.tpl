@@ -123,6 +123,9 @@ and leaves out the proxy settings and the user's extra sections but [Plugins].
 {{- $_ := set $general "archiving_range_force_on_browser_request" 0 }}
 {{- end }}
 {{- $sections := dict "database" $db "General" $general }}
+{{- if and $v.queue.enabled (not .hook) }}
+{{- $_ := set $sections "QueuedTracking" (include "matomo.queuedTrackingConfig" $root | fromYaml) }}
+{{- end }}
 {{- range $name, $extra := $v.matomo.config }}
 {{- if not (kindIs "map" $extra) }}
 {{- fail (printf "matomo.config.%s must be a map of settings (an INI section)" $name) }}
@@ -134,6 +137,42 @@ the plugins the serving pods load, to install them in the database. */}}
 {{- end }}
 {{- end }}
 {{- $sections | toYaml }}
+{{- end }}
+
+{{/*
+The [QueuedTracking] section (queue.*), with the plugin's setting names
+(docs/research/queuedtracking.md, section 2): a setting in the config wins over
+the database's and is hidden from the UI. No redisPassword: matomo-init.sh
+writes it into the pod's local config.ini.php. Call with the root context.
+*/}}
+{{- define "matomo.queuedTrackingConfig" -}}
+{{- $q := .Values.queue }}
+{{- $s := dict
+  "queueEnabled" 1
+  "backend" $q.backend
+  "numQueueWorkers" ($q.numQueueWorkers | int)
+  "numRequestsToProcess" ($q.numRequestsToProcess | int)
+  "processDuringTrackingRequest" (ternary 1 0 (and $q.processDuringTrackingRequest (not $q.workers.enabled)))
+}}
+{{- if eq $q.backend "redis" }}
+{{- $r := $q.redis }}
+{{- if eq $r.mode "embedded" }}
+{{- $_ := set $s "redisHost" (include "matomo.redisName" .) }}
+{{- $_ := set $s "redisPort" "6379" }}
+{{- else }}
+{{- $_ := set $s "redisHost" $r.host }}
+{{- $_ := set $s "redisPort" (toString $r.port) }}
+{{- end }}
+{{- $_ := set $s "redisDatabase" ($r.database | int) }}
+{{- $_ := set $s "redisTimeout" (float64 $r.timeout) }}
+{{- if $r.sentinel.enabled }}
+{{- $_ := set $s "useWhatRedisBackendType" 2 }}
+{{- $_ := set $s "sentinelMasterName" $r.sentinel.masterName }}
+{{- else }}
+{{- $_ := set $s "useWhatRedisBackendType" 1 }}
+{{- end }}
+{{- end }}
+{{- toYaml $s }}
 {{- end }}
 
 {{/* common.config.ini.php text. Call with (dict "root" $ "hook" bool). */}}

@@ -90,6 +90,14 @@ Call with the root context.
     secretKeyRef:
       name: {{ include "matomo.saltSecretName" . }}
       key: {{ include "matomo.saltSecretKey" . }}
+{{- /* The queue's Redis password: written into [QueuedTracking] of the local config, never in the serving containers' env. */}}
+{{- if and .Values.queue.enabled (eq .Values.queue.backend "redis") (include "matomo.redisSecretName" .) }}
+- name: MATOMO_QUEUE_REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "matomo.redisSecretName" . }}
+      key: {{ include "matomo.redisSecretKey" . }}
+{{- end }}
 {{- end }}
 
 {{/*

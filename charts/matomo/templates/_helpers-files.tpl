@@ -83,3 +83,30 @@ rolls them (chart upgrades roll them through the helm.sh/chart label).
 {{- end }}
 {{- $texts | toJson | sha256sum }}
 {{- end }}
+
+{{/*
+redis.conf of the embedded Redis (ConfigMap F-redis; its checksum rolls the
+pod). The queue must lose nothing: no eviction, an append-only file.
+*/}}
+{{- define "matomo.redisConf" -}}
+# Every address of the pod (IPv6 only if it has one); the NetworkPolicy F-redis
+# and the password decide who gets in.
+bind * -::*
+port 6379
+protected-mode yes
+daemonize no
+logfile ""
+dir /data
+# Queued hits survive a restart: append-only file, fsync every second
+# (at most the last second of hits is lost when the node itself dies).
+appendonly yes
+appendfsync everysec
+save ""
+# Evicting keys would drop queued hits: refuse writes when full instead.
+maxmemory-policy noeviction
+{{- with .Values.queue.redis.embedded.maxmemory }}
+maxmemory {{ . }}
+{{- end }}
+# requirepass, written at start from the Secret's file (templates/redis/statefulset.yaml)
+include /run/redis/auth.conf
+{{- end }}

@@ -61,6 +61,41 @@ rule names the pods or addresses that really answer, never a ClusterIP.
 {{- end }}
 {{- end }}
 
+{{/*
+The queue's Redis (queue.enabled, backend redis): the embedded Redis pods, or
+networkPolicy.redisCIDRs on queue.redis.port(s) (and 6379, the usual port of
+the master the Sentinels name). Empty otherwise: include it with `with`.
+*/}}
+{{- define "matomo.netpolEgressRedis" -}}
+{{- $q := .Values.queue }}
+{{- if and $q.enabled (eq $q.backend "redis") }}
+{{- if eq $q.redis.mode "embedded" }}
+# The queue's Redis (embedded).
+- to:
+    - podSelector:
+        matchLabels:
+          {{- include "matomo.selectorLabels" (dict "root" . "component" "redis") | nindent 10 }}
+  ports:
+    - port: 6379
+      protocol: TCP
+{{- else }}
+{{- $ports := splitList "," (toString $q.redis.port) }}
+{{- if $q.redis.sentinel.enabled }}{{ $ports = append $ports "6379" }}{{ end }}
+# The queue's Redis (external).
+- to:
+    {{- range .Values.networkPolicy.redisCIDRs }}
+    - ipBlock:
+        cidr: {{ . }}
+    {{- end }}
+  ports:
+    {{- range uniq $ports }}
+    - port: {{ . | int }}
+      protocol: TCP
+    {{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{/* The Kubernetes API server (the hook patches the Deployment and watches the rollout). */}}
 {{- define "matomo.netpolEgressAPIServer" -}}
 # Kubernetes API server: the endpoint behind the `kubernetes` Service (443 or 6443).

@@ -21,6 +21,10 @@ Map keys come out sorted, so the JSON is the same on every render.
 {{- $list = append $list (dict "name" (include "matomo.databaseSecretName" .) "keys" (dict "password" 32 $root 32)) }}
 {{- end }}
 {{- end }}
+{{- $q := .Values.queue }}
+{{- if and $q.enabled (eq $q.backend "redis") (eq $q.redis.mode "embedded") (not $q.redis.existingSecret) (not $q.redis.password) }}
+{{- $list = append $list (dict "name" (include "matomo.redisSecretName" .) "keys" (dict "password" 32)) }}
+{{- end }}
 {{- toJson $list }}
 {{- end }}
 

@@ -83,6 +83,63 @@ Called once, from templates/validate.yaml.
 {{- if and $v.backup.enabled (kindIs "invalid" $v.podSecurityContext.fsGroup) }}
 {{- fail (printf "backup.enabled needs podSecurityContext.fsGroup: the hook (uid %v) writes its dumps to the volume %s, which the kubelet makes writable to the pod's fsGroup only; set podSecurityContext.fsGroup (33 by default), or backup.enabled=false" ($v.hook.securityContext.runAsUser | default "of the image") (include "matomo.backupClaimName" .)) }}
 {{- end }}
+{{- include "matomo.validateQueue" . }}
+{{- end }}
+
+{{/* The tracking queue (queue.*): what the schema cannot say. Call with the root context. */}}
+{{- define "matomo.validateQueue" -}}
+{{- $q := .Values.queue }}
+{{- if $q.enabled }}
+{{- /* the plugin: an entry QueuedTracking of plugins.extra (a list of {name: ...} or a map by name), or in the image */}}
+{{- $extra := dig "extra" list (.Values.plugins | default dict) }}
+{{- $names := list }}
+{{- if kindIs "map" $extra }}{{ $names = keys $extra }}
+{{- else }}{{ range $extra }}{{ if kindIs "map" . }}{{ $names = append $names (toString (get . "name")) }}{{ end }}{{ end }}
+{{- end }}
+{{- if not (or $q.pluginInImage (has "QueuedTracking" $names)) }}
+{{- fail "queue.enabled needs the QueuedTracking plugin in every Matomo pod, and none is given: add an entry named QueuedTracking to plugins.extra (the plugin's code mounted from an image), or set queue.pluginInImage=true if image.repository's image already has it under plugins/" }}
+{{- end }}
+{{- if and $q.workers.enabled $q.processDuringTrackingRequest }}
+{{- fail "queue.processDuringTrackingRequest is true but queue.workers.enabled is true too: with workers the trackers must not process the queue (the chart renders processDuringTrackingRequest = 0); unset queue.processDuringTrackingRequest, or set queue.workers.enabled=false" }}
+{{- end }}
+{{- if and (not $q.workers.enabled) (not $q.processDuringTrackingRequest) }}
+{{- fail "queue.workers.enabled and queue.processDuringTrackingRequest are both false: nothing would ever process the queue and hits would pile up in it; set queue.workers.enabled=true (recommended) or queue.processDuringTrackingRequest=true" }}
+{{- end }}
+{{- if and $q.workers.enabled (gt (int $q.workers.replicas) (int $q.numQueueWorkers)) }}
+{{- fail (printf "queue.workers.replicas (%d) is greater than queue.numQueueWorkers (%d): each queue is processed by one worker at a time, so the extra workers would only wait; raise queue.numQueueWorkers (drain the queue before lowering it later) or lower queue.workers.replicas" (int $q.workers.replicas) (int $q.numQueueWorkers)) }}
+{{- end }}
+{{- if and $q.workers.enabled (eq $q.workers.mode "cronjob") }}
+{{- include "matomo.validateCron" (dict "name" "queue.workers.schedule" "schedule" $q.workers.schedule) }}
+{{- end }}
+{{- if eq $q.backend "redis" }}
+{{- $r := $q.redis }}
+{{- if contains "${" $r.password }}
+{{- fail "queue.redis.password contains \"${\", which PHP's INI parser expands in config.ini.php (Matomo would send another password); choose a password without it" }}
+{{- end }}
+{{- if eq $r.mode "embedded" }}
+{{- if $r.sentinel.enabled }}
+{{- fail "queue.redis.sentinel.enabled needs queue.redis.mode=external: the embedded Redis is one pod without Sentinels" }}
+{{- end }}
+{{- else }}
+{{- if not $r.host }}
+{{- fail "queue.redis.host is required when queue.redis.mode is external (queue.backend redis): set it to your Redis's host name or address (e.g. the Memorystore instance's IP), or use queue.redis.mode=embedded on a laptop" }}
+{{- end }}
+{{- $hosts := splitList "," $r.host }}
+{{- $ports := splitList "," (toString $r.port) }}
+{{- if and (gt (len $hosts) 1) (not $r.sentinel.enabled) }}
+{{- fail (printf "queue.redis.host %q lists several hosts, which only Sentinel supports: set one host, or queue.redis.sentinel.enabled=true" $r.host) }}
+{{- end }}
+{{- if and (gt (len $ports) 1) (ne (len $ports) (len $hosts)) }}
+{{- fail (printf "queue.redis.port %q has %d ports for %d hosts in queue.redis.host: give one port, or one per host" (toString $r.port) (len $ports) (len $hosts)) }}
+{{- end }}
+{{- range $ports }}
+{{- if or (lt (atoi .) 1) (gt (atoi .) 65535) }}
+{{- fail (printf "queue.redis.port %q: %s is not a port (1-65535)" (toString $r.port) .) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/* A cron schedule as the CronJob controller parses it (five fields or a @macro). Call with (dict "name" "archiver.schedule" "schedule" "..."). */}}
