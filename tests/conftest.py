@@ -14,18 +14,27 @@ from harness.mariadb import mariadb, mariadb_database  # noqa: F401  (session: m
 NODE_SUITE = "tests/node/"
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The groups of `./dev test`'s pytest-xdist workers (`-n 2 --dist loadgroup`): tests/node is one group,
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`./dev test`'s two pytest-xdist workers (`-n 2 --dist loadscope`): tests/node is one unit of work,
     since one real node at a time runs on a machine and its tests share it; every other test module is a
-    group of its own, so its module and session fixtures start once per worker. tests/node comes first:
-    it is the longest group and mostly waits on pods, so one worker runs it while the other runs the rest."""
-    node = [i for i in items if i.nodeid.startswith(NODE_SUITE)]
-    rest = [i for i in items if not i.nodeid.startswith(NODE_SUITE)]
-    for item in node:
-        item.add_marker(pytest.mark.xdist_group("tests/node"))
-    for item in rest:
-        item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
-    items[:] = node + rest
+    unit of its own, so its module and session fixtures start once per worker. (xdist's `loadgroup` marks
+    do nothing on pytest 9, whose node ids no longer read the `_nodeid` xdist rewrites.)"""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SuiteScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return NODE_SUITE if nodeid.startswith(NODE_SUITE) else nodeid.split("::", 1)[0]
+
+    return SuiteScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """tests/node first (with --no-loadscope-reorder the units go out in this order): it is the longest unit
+    and mostly waits on pods, so one worker runs it while the other runs the rest."""
+    items[:] = [i for i in items if i.nodeid.startswith(NODE_SUITE)] + \
+        [i for i in items if not i.nodeid.startswith(NODE_SUITE)]
 
 
 @pytest.hookimpl(hookwrapper=True)
