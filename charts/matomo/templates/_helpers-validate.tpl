@@ -90,12 +90,9 @@ Called once, from templates/validate.yaml.
 {{- define "matomo.validateQueue" -}}
 {{- $q := .Values.queue }}
 {{- if $q.enabled }}
-{{- /* the plugin: an entry QueuedTracking of plugins.extra (a list of {name: ...} or a map by name), or in the image */}}
-{{- $extra := dig "extra" list (.Values.plugins | default dict) }}
+{{- /* the plugin: an entry QueuedTracking of plugins.extra, or in the image */}}
 {{- $names := list }}
-{{- if kindIs "map" $extra }}{{ $names = keys $extra }}
-{{- else }}{{ range $extra }}{{ if kindIs "map" . }}{{ $names = append $names (toString (get . "name")) }}{{ end }}{{ end }}
-{{- end }}
+{{- range .Values.plugins.extra }}{{ $names = append $names .name }}{{ end }}
 {{- if not (or $q.pluginInImage (has "QueuedTracking" $names)) }}
 {{- fail "queue.enabled needs the QueuedTracking plugin in every Matomo pod, and none is given: add an entry named QueuedTracking to plugins.extra (the plugin's code mounted from an image), or set queue.pluginInImage=true if image.repository's image already has it under plugins/" }}
 {{- end }}
