@@ -45,7 +45,7 @@ HEALTH: list[str] = []
 def node() -> Iterator[Node]:
     up: Node | None = None
     try:
-        with running_node(["pause", "mariadb", "matomo", "hook", "nginx", "cloud-sql-proxy",
+        with running_node(["pause", "mariadb", "matomo", "hook", "nginx", "redis", "queuedtracking", "cloud-sql-proxy",
                            "cloudsql-instance"]) as up:
             sys.stderr.write(f"\nreal node up: {', '.join(f'{k} {v:.1f}s' for k, v in up.timings.items())}\n")
             yield up

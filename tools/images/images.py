@@ -169,8 +169,10 @@ def mmdebstrap_layer(out: Path, packages: list[str], customize: list[str], essen
     subprocess.run(argv, check=True, stdin=subprocess.DEVNULL)
 
 
-def files_layer(out: Path, files: dict[str, tuple[bytes, int]], dirs: dict[str, int] | None = None) -> None:
-    """A layer of files: {path in image: (content, mode)}, root-owned; dirs {path: mode}."""
+def files_layer(out: Path, files: dict[str, tuple[bytes, int]], dirs: dict[str, int] | None = None,
+                links: dict[str, str] | None = None) -> None:
+    """A layer of files: {path in image: (content, mode)}, root-owned; dirs {path: mode}; symbolic
+    links {path: target}."""
     with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tf:
         seen: set[str] = set()
 
@@ -195,6 +197,15 @@ def files_layer(out: Path, files: dict[str, tuple[bytes, int]], dirs: dict[str, 
             ti.size = len(content)
             ti.mode = mode
             tf.addfile(ti, io.BytesIO(content))
+        for path, target in sorted((links or {}).items()):
+            p = path.strip("/")
+            if "/" in p:
+                add_dir(p.rsplit("/", 1)[0])
+            ti = tarfile.TarInfo(p)
+            ti.type = tarfile.SYMTYPE
+            ti.linkname = target
+            ti.mode = 0o777
+            tf.addfile(ti)
 
 
 def matomo_code_layer(out: Path, version: str) -> None:
@@ -591,10 +602,16 @@ BUSYBOX_LINKS = ["sh", "cp", "mv", "rm", "mkdir", "ls", "cat"]
 
 
 def layer_busybox() -> Path:
-    customize = [" && ".join(f'ln -sf busybox "$1"/bin/{a}' for a in BUSYBOX_LINKS)
-                 + ' && "$1"/bin/busybox true']
-    return cached("layer-busybox", key_of(BUSYBOX_PACKAGES, MIRRORS, customize),
-                  lambda out: mmdebstrap_layer(out, BUSYBOX_PACKAGES, customize, variant="extract"))
+    # mmdebstrap runs no customize hook in the extract variant: the package's files only
+    return cached("layer-busybox", key_of(BUSYBOX_PACKAGES, MIRRORS, "extract"),
+                  lambda out: mmdebstrap_layer(out, BUSYBOX_PACKAGES, [], variant="extract"))
+
+
+def layer_busybox_links() -> Path:
+    """/bin/sh, cp, ... as links to the static busybox (what Debian's package leaves to `busybox --install`)."""
+    links = {f"bin/{a}": "busybox" for a in BUSYBOX_LINKS}
+    return cached("layer-busybox-links", key_of("links", links),
+                  lambda out: files_layer(out, {}, links=links))
 
 
 def build_plugin(image: str) -> Path:
@@ -606,7 +623,7 @@ def build_plugin(image: str) -> Path:
         raise SystemExit(f"no {name} {version} plugin archive at {archive} (MATOMO_PLUGIN_TARBALLS)")
     plugin = cached(f"layer-plugin-{image}", key_of("plugin-code", name, archive),
                     lambda out: plugin_layer(out, archive, name))
-    img = Image(plugin_ref(image), [layer_busybox(), plugin], {"Cmd": ["/bin/sh"]})
+    img = Image(plugin_ref(image), [layer_busybox(), layer_busybox_links(), plugin], {"Cmd": ["/bin/sh"]})
     return cached(image, key_of(img.ref, [p.name for p in img.layers], img.config),
                   lambda out: write_archive(out, [img]))
 
