@@ -18,6 +18,7 @@ images are not available here).
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import os
 import socket
@@ -26,6 +27,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -156,6 +158,52 @@ http {{
     return conf
 
 
+def _nginx_and_fpm_binaries(root_for: str) -> tuple[str, str]:
+    """nginx and php-fpm of this machine; the test is skipped, saying why, where they or root are missing."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    fpm = shutil.which("php-fpm") or shutil.which("php-fpm8.2") or "/usr/sbin/php-fpm8.2"
+    if not Path(nginx).exists() or not Path(fpm).exists():
+        pytest.skip("nginx and php-fpm are not installed (apt-get install nginx-light php8.2-fpm to run this test)")
+    if os.geteuid() != 0 or not Path("/etc/nginx/fastcgi_params").is_file():
+        pytest.skip(f"needs root ({root_for}) and nginx's fastcgi_params")
+    return nginx, fpm
+
+
+@contextlib.contextmanager
+def _nginx_and_fpm(tmp_path: Path, server: str, fpm: str, nginx: str, types: str, pool: str) -> Iterator[int]:
+    """The fpm pod's two processes on this machine: php-fpm (a static pool as www-data, `pool` added to it)
+    and nginx with the rendered `server` block, its listen and fastcgi_pass moved to free local ports.
+    Yields nginx's port; both are stopped after."""
+    fpm_port, port = free_port(), free_port()
+    (tmp_path / "fpm.conf").write_text(f"""[global]
+error_log = {tmp_path}/fpm.log
+daemonize = no
+[www]
+user = www-data
+group = www-data
+listen = 127.0.0.1:{fpm_port}
+pm = static
+{pool}""")
+    server = server.replace("listen 8080;", f"listen 127.0.0.1:{port};")
+    server = server.replace("include fastcgi_params;", "include /etc/nginx/fastcgi_params;")
+    assert "fastcgi_pass 127.0.0.1:9000;" in server
+    server = server.replace("fastcgi_pass 127.0.0.1:9000;", f"fastcgi_pass 127.0.0.1:{fpm_port};")
+    (tmp_path / "server.conf").write_text(server)
+    _nginx_main_config(tmp_path, types)
+    php = subprocess.Popen([fpm, "-n", "-F", "-R", "-y", str(tmp_path / "fpm.conf")],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    web = subprocess.Popen([nginx, "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait(fpm_port, php)
+        _wait(port, web)
+        yield port
+    finally:
+        for proc in (web, php):
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
 def test_apache_vhost_serves_matomo_js_and_hides_the_config(helm: str, tmp_path: Path, docroot: Path) -> None:
     apache = shutil.which("apache2") or "/usr/sbin/apache2"
     if not Path(apache).exists() or not APACHE_MODULE_DIR.is_dir():
@@ -231,12 +279,7 @@ def test_nginx_sends_the_root_to_matomos_index_php_which_it_does_not_have(helm: 
     Matomo's index.php through php-fpm (nginx's index module would find no index.php and
     answer 403). php-fpm runs chrooted into a tree that holds the code at nginx's root path,
     as the matomo container has it."""
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    fpm = shutil.which("php-fpm") or shutil.which("php-fpm8.2") or "/usr/sbin/php-fpm8.2"
-    if not Path(nginx).exists() or not Path(fpm).exists():
-        pytest.skip("nginx and php-fpm are not installed (apt-get install nginx-light php8.2-fpm to run this test)")
-    if os.geteuid() != 0 or not Path("/etc/nginx/fastcgi_params").is_file():
-        pytest.skip("needs root (php-fpm's chroot) and nginx's fastcgi_params")
+    nginx, fpm = _nginx_and_fpm_binaries("php-fpm's chroot")
     base = Path(tempfile.mkdtemp(prefix="matomo-fpm-"))
     try:
         os.chmod(base, 0o755)
@@ -250,40 +293,13 @@ def test_nginx_sends_the_root_to_matomos_index_php_which_it_does_not_have(helm: 
             os.chmod(dirpath, 0o755)
             for f in files:
                 os.chmod(os.path.join(dirpath, f), 0o644)
-        fpm_port, port = free_port(), free_port()
-        (tmp_path / "fpm.conf").write_text(f"""[global]
-error_log = {tmp_path}/fpm.log
-daemonize = no
-[www]
-user = www-data
-group = www-data
-listen = 127.0.0.1:{fpm_port}
-pm = static
-pm.max_children = 1
-chroot = {base / "chroot"}
-""")
         server = _web_config(helm, "fpm")["default.conf"].replace(CODE_DIR, str(static))
-        server = server.replace("listen 8080;", f"listen 127.0.0.1:{port};")
-        server = server.replace("include fastcgi_params;", "include /etc/nginx/fastcgi_params;")
-        assert "fastcgi_pass 127.0.0.1:9000;" in server
-        server = server.replace("fastcgi_pass 127.0.0.1:9000;", f"fastcgi_pass 127.0.0.1:{fpm_port};")
-        (tmp_path / "server.conf").write_text(server)
-        _nginx_main_config(tmp_path, "application/javascript js;")
-        php = subprocess.Popen([fpm, "-n", "-F", "-R", "-y", str(tmp_path / "fpm.conf")],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        web = subprocess.Popen([nginx, "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        try:
-            _wait(fpm_port, php)
-            _wait(port, web)
+        with _nginx_and_fpm(tmp_path, server, fpm, nginx, "application/javascript js;",
+                            f"pm.max_children = 1\nchroot = {base / 'chroot'}\n") as port:
             assert _get(port, "matomo.js") == (200, "/* tracker */")
             assert _get(port, "") == (200, "matomo index /index.php "), (tmp_path / "error.log").read_text()
             assert _get(port, "?module=CoreHome&action=index") == (200, "matomo index /index.php module=CoreHome&action=index")
             assert _get(port, "index.php?a=b") == (200, "matomo index /index.php a=b")
-        finally:
-            for proc in (web, php):
-                proc.terminate()
-                proc.wait(timeout=10)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
@@ -426,46 +442,15 @@ def test_tracker_nginx_and_php_fpm_serve_the_tracking_endpoints_only(helm: str, 
     """The tracker's nginx server (F-web `tracker-default.conf`) in front of php-fpm: the
     tracking API (GET, and a bulk POST), the tracker JavaScript and the js/ proxy run or are
     served; the UI (`/`, `index.php`), the API, js/tracker.php and every other file answer 404."""
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    fpm = shutil.which("php-fpm") or shutil.which("php-fpm8.2") or "/usr/sbin/php-fpm8.2"
-    if not Path(nginx).exists() or not Path(fpm).exists():
-        pytest.skip("nginx and php-fpm are not installed (apt-get install nginx-light php8.2-fpm to run this test)")
-    if os.geteuid() != 0 or not Path("/etc/nginx/fastcgi_params").is_file():
-        pytest.skip("needs root (php-fpm's pool user) and nginx's fastcgi_params")
+    nginx, fpm = _nginx_and_fpm_binaries("php-fpm's pool user")
     base = Path(tempfile.mkdtemp(prefix="matomo-tracker-fpm-"))
     try:
         os.chmod(base, 0o755)
         docroot = _tracker_tree(base)
-        fpm_port, port = free_port(), free_port()
-        (tmp_path / "fpm.conf").write_text(f"""[global]
-error_log = {tmp_path}/fpm.log
-daemonize = no
-[www]
-user = www-data
-group = www-data
-listen = 127.0.0.1:{fpm_port}
-pm = static
-pm.max_children = 2
-""")
         server = _tracker_config(helm, "fpm")["tracker-default.conf"].replace(CODE_DIR, str(docroot))
-        server = server.replace("listen 8080;", f"listen 127.0.0.1:{port};")
-        server = server.replace("include fastcgi_params;", "include /etc/nginx/fastcgi_params;")
-        assert "fastcgi_pass 127.0.0.1:9000;" in server
-        server = server.replace("fastcgi_pass 127.0.0.1:9000;", f"fastcgi_pass 127.0.0.1:{fpm_port};")
-        (tmp_path / "server.conf").write_text(server)
-        _nginx_main_config(tmp_path, "application/javascript js; image/png png;")
-        php = subprocess.Popen([fpm, "-n", "-F", "-R", "-y", str(tmp_path / "fpm.conf")],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        web = subprocess.Popen([nginx, "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        try:
-            _wait(fpm_port, php)
-            _wait(port, web)
+        with _nginx_and_fpm(tmp_path, server, fpm, nginx, "application/javascript js; image/png png;",
+                            "pm.max_children = 2\n") as port:
             _check_tracker(port, refused=(404,))
-        finally:
-            for proc in (web, php):
-                proc.terminate()
-                proc.wait(timeout=10)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
