@@ -202,6 +202,15 @@ def worker(helm: str, mode: str) -> dict[str, Any]:
     return container(rendered(helm, *QUEUE, f"queue.workers.mode={mode}"), kind, "queue-worker")
 
 
+def worker_php(tmp_path: Path) -> tuple[Path, Path]:
+    """A `php` on PATH standing in for the worker's console (WORKER_PHP), and the file it records its calls in."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "php").write_text(WORKER_PHP)
+    (bindir / "php").chmod(0o755)
+    return bindir, tmp_path / "calls"
+
+
 @pytest.mark.parametrize("signame", SIGNALS)
 @pytest.mark.parametrize("mode", ["deployment", "cronjob"])
 def test_queue_worker_stops_queuedtracking_process(helm: str, pid1: list[str], tmp_path: Path, mode: str,
@@ -209,11 +218,7 @@ def test_queue_worker_stops_queuedtracking_process(helm: str, pid1: list[str], t
     """The worker runs `console queuedtracking:process` as a child (--cycle=0 in a Deployment: it never
     exits on its own); the stop signal ends it and the pod at once, not after the grace period."""
     c = worker(helm, mode)
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    (bindir / "php").write_text(WORKER_PHP)
-    (bindir / "php").chmod(0o755)
-    calls = tmp_path / "calls"
+    bindir, calls = worker_php(tmp_path)
     env = {"PATH": f"{bindir}:{os.environ['PATH']}", "CALLS": str(calls)}
     proc = start_pid1(pid1, c["command"], env)
     rc, _ = stop(proc, signame, lambda: calls.exists())
@@ -228,11 +233,7 @@ def test_queue_worker_before_the_database_is_installed(helm: str, pid1: list[str
     """Until the hook has installed (or upgraded) the database, the version check exits 3: a cron run is
     skipped (exit 0, so the Job does not fail), a Deployment's worker waits and processes nothing."""
     c = worker(helm, mode)
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    (bindir / "php").write_text(WORKER_PHP)
-    (bindir / "php").chmod(0o755)
-    calls = tmp_path / "calls"
+    bindir, calls = worker_php(tmp_path)
     env = {"PATH": f"{bindir}:{os.environ['PATH']}", "CALLS": str(calls), "CHECK_RC": "3"}
     proc = start_pid1(pid1, c["command"], env)
     if mode == "cronjob":
