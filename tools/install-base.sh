@@ -38,10 +38,11 @@ HELM_DIFF_MODULE_SUM="h1:pguvdUgk6UQeCL6xXZ2zIWYqbMi3Z0we2xmhAf3+G4g="
 # tests/genuine runs genuine Matomo in the chart's pods: PHP 8.2 with the
 # extensions Matomo needs, Apache with mod_php (the upstream image's
 # apache2-foreground), curl (the helm test pod), bubblewrap and iproute2 (a
-# mount and a network namespace per container and pod).
+# mount and a network namespace per container and pod). redis-server (with
+# redis-cli): tests/chart runs the embedded Redis's rendered probe against it.
 APT_PACKAGES=(mariadb-server shellcheck openssl php-cli apache2 nginx-light
   php8.2-mysql php8.2-gd php8.2-xml php8.2-mbstring php8.2-curl php8.2-zip php8.2-intl php8.2-bcmath
-  libapache2-mod-php8.2 curl bubblewrap iproute2)
+  libapache2-mod-php8.2 curl bubblewrap iproute2 redis-server)
 # The real node of tests/node (tests/harness/node.py, tools/images/images.py):
 # container runtime, CNI plugins, and what builds the local images (no registry).
 APT_PACKAGES+=(containerd runc containernetworking-plugins iptables conntrack mmdebstrap buildah skopeo)

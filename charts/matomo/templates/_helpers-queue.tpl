@@ -99,3 +99,12 @@ volumes:
   {{- with include "matomo.cloudsqlVolumes" $root }}{{ . | trim | nindent 2 }}{{ end }}
 {{- with include "matomo.podScheduling" $w }}{{ . | trim | nindent 0 }}{{ end }}
 {{- end }}
+
+{{/*
+The embedded Redis's probe: PONG to PING, with the password from the Secret's
+file in redis-cli's environment (never in its arguments). -LOADING (replaying
+the append-only file) or no answer fails it.
+*/}}
+{{- define "matomo.redisPing" -}}
+[ "$(REDISCLI_AUTH="$(cat /var/run/secrets/redis/password)" redis-cli -h 127.0.0.1 -p 6379 ping 2>&1)" = PONG ]
+{{- end }}
