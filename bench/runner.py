@@ -15,7 +15,7 @@ from common import ROOT, Section, dist_version, machine, version_of
 HERE = Path(__file__).resolve().parent
 
 # order matters only for reading; each module is independent
-MODULES = ["startup", "install", "genuine", "scale", "size", "chart", "node", "backup"]
+MODULES = ["startup", "install", "genuine", "scale", "size", "chart", "node", "backup", "tracking"]
 
 
 def merge(existing: str, sections: list[Section], argv: list[str]) -> str:

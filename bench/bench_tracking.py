@@ -1,0 +1,405 @@
+"""Tracking throughput (issue 22): how many tracking requests the chart's pods take and store per
+second on the real node, against genuine Matomo 5.1.2 served by the same PHP on this machine with
+no Kubernetes in between (bench/tracking_host.py), in the same run.
+
+Rows, each with single hits (GET matomo.php, a visitor of its own each, as `send_image=0` beacons)
+and bulk requests (POST matomo.php, 10 hits each), sent by bench/loadgen.py from `CONCURRENCY`
+keep-alive connections:
+  - this machine: apache2 + mod_php + MariaDB on the host (before the node starts);
+  - one serving pod, no queue: values/local.yaml (embedded MariaDB), hits through the Service `F`;
+  - one serving pod with the queue: QueuedTracking from its plugin image, the embedded Redis,
+    `queue.numQueueWorkers=2` and 2 worker pods; hits through `F`;
+  - the tracker Deployment at 1, then 2 replicas (the queue on): hits through `F-tracker`.
+One release, moved from row to row by `helm upgrade` (and `kubectl scale` for the second tracker),
+as a user would. "stored/s" counts rows of log_link_visit_action from the first request until all
+accepted hits are stored (the queue drained). CPU: every process of each pod (/proc/<pid>/cgroup
+names the pod), the node's own processes, loadgen, and the whole machine (/proc/stat), over the
+same window; what the processes do not account for is the kernel's (network, iptables).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from common import ROOT, Section, Target, main_for
+
+sys.path.append(str(ROOT / "tests" / "node"))
+
+CONCURRENCY = 16
+SINGLE_REQUESTS = 1600
+BULK_REQUESTS = 240
+UNLOADED_REQUESTS = 150  # one connection, one request after the other: the answer time without load
+BULK_SIZE = 10
+WARMUP_REQUESTS = 60
+LOADGEN = ROOT / "bench" / "loadgen.py"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+# this machine's own servers (the machine row), by their process name
+HOST_PROCESSES = {"apache2": "PHP: apache2 + mod_php", "mariadbd": "MariaDB"}
+IMAGES = ["pause", "mariadb", "matomo", "hook", "redis", "queuedtracking"]
+PLUGIN = ("--set", "plugins.extra[0].name=QueuedTracking",
+          "--set", "plugins.extra[0].image.repository=localhost/matomo-test/queuedtracking",
+          "--set-string", "plugins.extra[0].image.tag=5.1.1",
+          "--set", "plugins.extra[0].image.pullPolicy=Never")
+# the archiver never fires during the run (it would take the CPU the rows measure)
+BASE = ("--set", "archiver.schedule=0 0 1 1 *")
+QUEUE = (*PLUGIN, "--set", "queue.enabled=true", "--set", "queue.numQueueWorkers=2",
+         "--set", "queue.workers.replicas=2")
+
+
+# ---------------------------------------------------------------- CPU accounting
+def _proc_times(pid: str) -> tuple[float, float] | None:
+    """(own CPU seconds, CPU seconds of the children it reaped) of a process, None when gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # fields[0] is the state (the stat file's 3rd field): utime is the 14th, cutime the 16th
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK, (int(fields[13]) + int(fields[14])) / CLK_TCK
+
+
+def _pod_uid(pid: str) -> str | None:
+    try:
+        for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+            for part in line.split("/"):
+                if part.startswith("pod") and len(part) > 30:
+                    return part[3:].replace("_", "-")
+    except OSError:
+        return None
+    return None
+
+
+def _machine_busy() -> float:
+    """CPU seconds the machine spent busy (all cores), from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]  # idle, iowait
+    return (sum(values[:8]) - idle) / CLK_TCK
+
+
+@dataclass
+class CpuSnapshot:
+    per_pid: dict[str, tuple[str, float]]  # pid -> (class, CPU seconds own + reaped children)
+    busy: float
+    at: float
+
+
+@dataclass
+class CpuMeter:
+    """Classifies every process of the machine: the pods' by their component, the node's by name."""
+
+    pod_class: Callable[[str], str | None]  # pod uid -> component, None: not ours
+    node_pids: dict[str, str] = field(default_factory=dict)  # pid -> node process name
+
+    def snapshot(self) -> CpuSnapshot:
+        out: dict[str, tuple[str, float]] = {}
+        me = str(os.getpid())
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit() or pid == me:
+                continue
+            times = _proc_times(pid)
+            if times is None:
+                continue
+            if pid in self.node_pids:
+                cls = "node: " + self.node_pids[pid]
+            else:
+                uid = _pod_uid(pid)
+                if uid is not None:
+                    cls = self.pod_class(uid) or "other pods"
+                else:
+                    try:
+                        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+                    except OSError:
+                        continue
+                    cls = ("node: containerd-shim" if comm.startswith("containerd-shim")
+                           else "loadgen" if comm.startswith("python") and _is_loadgen(pid)
+                           else HOST_PROCESSES.get(comm, "other processes"))
+            out[pid] = (cls, times[0] + times[1])
+        return CpuSnapshot(out, _machine_busy(), time.monotonic())
+
+    @staticmethod
+    def delta(a: CpuSnapshot, b: CpuSnapshot) -> tuple[dict[str, float], float, float]:
+        """CPU seconds per class between two snapshots, the machine's busy seconds, the wall time."""
+        per: dict[str, float] = {}
+        for pid, (cls, t) in b.per_pid.items():
+            before = a.per_pid.get(pid)
+            used = t - before[1] if before and before[0] == cls else t
+            per[cls] = per.get(cls, 0.0) + max(0.0, used)
+        return per, b.busy - a.busy, b.at - a.at
+
+
+def _is_loadgen(pid: str) -> bool:
+    try:
+        return "loadgen.py" in Path(f"/proc/{pid}/cmdline").read_text()
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------- one row
+@dataclass
+class Result:
+    row: str
+    kind: str
+    load: dict[str, Any]
+    stored_per_s: float
+    drained_s: float
+    cpu: dict[str, float]
+    busy: float
+    wall: float
+    worker_hits: int = 0  # hits the queue workers say they stored over the window
+    worker_busy_s: float = 0.0  # seconds they say they spent storing them (the rest: naps, waiting for a batch)
+
+
+def loadgen(argv_prefix: list[str], host: str, port: int, requests: int, bulk: int, tag: str,
+            concurrency: int) -> dict[str, Any]:
+    argv = [*argv_prefix, sys.executable, str(LOADGEN), "--host", host, "--port", str(port), "--host-header",
+            "localhost", "--requests", str(requests), "--concurrency", str(concurrency), "--tag", tag]
+    if bulk:
+        argv += ["--bulk", str(bulk)]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=1800, check=False)
+    if p.returncode != 0:
+        raise RuntimeError(f"loadgen exited {p.returncode}: {p.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(p.stdout.strip().splitlines()[-1])
+    return result
+
+
+Send = Callable[[int, int, str, int], dict[str, Any]]
+
+
+def measure(row: str, meter: CpuMeter, send: Send, stored: Callable[[], int], tag: str,
+            workers: Callable[[], tuple[int, float]] | None = None) -> list[Result]:
+    """A warm-up, the answer time of single hits one after the other, then single hits and bulk requests
+    under load; each waits until every accepted hit is stored."""
+    send(WARMUP_REQUESTS, 0, f"{tag}-warm", CONCURRENCY)
+    wait_for(lambda: queue_idle(stored), 120)
+    results = []
+    cases = (("single, 1 connection", UNLOADED_REQUESTS, 0, 1), ("single", SINGLE_REQUESTS, 0, CONCURRENCY),
+             (f"bulk {BULK_SIZE}", BULK_REQUESTS, BULK_SIZE, CONCURRENCY))
+    for kind, requests, bulk, concurrency in cases:
+        base = stored()
+        before = meter.snapshot()
+        worked_before = workers() if workers else (0, 0.0)
+        load = send(requests, bulk, f"{tag}-{kind.replace(' ', '').replace(',', '')}", concurrency)
+        target = base + int(load["accepted_hits"])
+        t_load_end = time.monotonic()
+        wait_for(lambda t=target: stored() >= t, 600)
+        after = meter.snapshot()
+        drained = after.at - t_load_end
+        cpu, busy, wall = CpuMeter.delta(before, after)
+        results.append(Result(row, kind, load, int(load["accepted_hits"]) / wall, drained, cpu, busy, wall))
+        if workers:
+            n, seconds = workers()
+            results[-1].worker_hits = n - worked_before[0]
+            results[-1].worker_busy_s = seconds - worked_before[1]
+        print(f"{row} / {kind}: {json.dumps(load)}; stored/s {results[-1].stored_per_s:.1f}, "
+              f"drained {drained:.1f} s after the load; busy {busy / wall:.2f} cores", flush=True)
+    return results
+
+
+def queue_idle(stored: Callable[[], int]) -> bool:
+    """No row stored in the last second: the warm-up's hits are all in (or none was queued)."""
+    a = stored()
+    time.sleep(1)
+    return stored() == a
+
+
+def wait_for(cond: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not within {timeout:.0f} s")
+        time.sleep(0.25)
+
+
+# ---------------------------------------------------------------- the rows
+def host_rows(meter_for_host: CpuMeter) -> list[Result]:
+    from tracking_host import host_matomo
+
+    with tempfile.TemporaryDirectory(prefix="bench-tracking-host-") as d, host_matomo(Path(d)) as m:
+        os.chmod(d, 0o755)
+
+        def send(requests: int, bulk: int, tag: str, concurrency: int) -> dict[str, Any]:
+            return loadgen([], m.host, m.port, requests, bulk, tag, concurrency)
+
+        return measure("this machine: apache2 + mod_php, MariaDB, no Kubernetes", meter_for_host, send, m.stored,
+                       "host")
+
+
+def node_rows() -> tuple[list[Result], list[str]]:
+    import pymysql
+    from harness.controlplane import find_binary
+    from harness.helm import F, Helm, pod_security_namespace
+    from harness.node import running_node
+    from nodelib import Release
+
+    notes: list[str] = []
+    results: list[Result] = []
+    with running_node(IMAGES) as node, tempfile.TemporaryDirectory(prefix="bench-tracking-helm-") as home:
+        helm_bin = find_binary("helm")
+        if not helm_bin:
+            raise RuntimeError("helm not found: run ./dev tools")
+        helm = Helm(helm_bin, node.cp, Path(home))
+        ns = pod_security_namespace(node.cp, "bench-tracking")
+        rel = Release(node, helm, ns)
+        components: dict[str, str] = {}
+
+        def pod_class(uid: str) -> str | None:
+            if uid not in components:
+                for p in node.cp.get(f"/api/v1/namespaces/{ns}/pods")["items"]:
+                    labels = p["metadata"].get("labels", {})
+                    components[p["metadata"]["uid"]] = {
+                        "matomo": "PHP: serving pod", "tracker": "PHP: tracker pods", "queue-worker": "queue workers",
+                        "redis": "Redis", "database": "MariaDB"}.get(labels.get("app.kubernetes.io/component", ""),
+                                                                    labels.get("app.kubernetes.io/component", "pod"))
+            return components.get(uid)
+
+        node_pids = {str(p.popen.pid): p.name for p in [*node.processes, *node.cp.processes]}
+        meter = CpuMeter(pod_class, node_pids)
+        wrap = node.netns.wrap([])
+        rel.install(*BASE)
+
+        db: list[Any] = []
+
+        def stored() -> int:
+            if not db:
+                sts = node.cp.get(f"/apis/apps/v1/namespaces/{ns}/statefulsets/{F}-mariadb")
+                env = sts["spec"]["template"]["spec"]["containers"][0]["env"]
+                ref = next(e for e in env if e["name"] == "MARIADB_ROOT_PASSWORD")["valueFrom"]["secretKeyRef"]
+                password = rel.secret(ref["name"], ref["key"])
+                ip = node.service_ip(ns, f"{F}-mariadb")
+                db.append(node.netns.run(lambda: pymysql.connect(host=ip, user="root", password=password,
+                                                                 database="matomo", autocommit=True)))
+            with db[0].cursor() as c:
+                c.execute("SELECT COUNT(*) FROM matomo_log_link_visit_action")
+                return int(c.fetchone()[0])
+
+        def via(service: str) -> Callable[[int, int, str], dict[str, Any]]:
+            ip = node.service_ip(ns, service)
+            return lambda requests, bulk, tag, concurrency: loadgen(wrap, ip, 80, requests, bulk, tag, concurrency)
+
+        def worked() -> tuple[int, float]:
+            """Requests stored and seconds spent storing them, summed over the worker pods' own log lines
+            ("This worker finished queue processing with N req/s (R requests in T seconds)")."""
+            n, seconds = 0, 0.0
+            for p in rel.pods("queue-worker"):
+                out = rel.kubectl("logs", p["metadata"]["name"], "-c", "queue-worker", "--tail=-1",
+                                  check=False).stdout
+                for m in re.finditer(r"\((\d+) requests in ([\d.]+) seconds\)", out):
+                    n, seconds = n + int(m[1]), seconds + float(m[2])
+            return n, seconds
+
+        results += measure("one serving pod, no queue", meter, via(F), stored, "pod")
+        rel.upgrade(*BASE, *QUEUE)
+        results += measure("one serving pod, queue (Redis, 2 workers)", meter, via(F), stored, "podq", worked)
+        rel.upgrade(*BASE, *QUEUE, "--set", "tracker.enabled=true", "--set", "tracker.replicaCount=1")
+        results += measure("tracker Deployment, 1 replica, queue", meter, via(f"{F}-tracker"), stored, "tr1", worked)
+        rel.upgrade(*BASE, *QUEUE, "--set", "tracker.enabled=true", "--set", "tracker.replicaCount=2")
+        time.sleep(2)  # kube-proxy's rules follow the new endpoint
+        results += measure("tracker Deployment, 2 replicas, queue", meter, via(f"{F}-tracker"), stored, "tr2", worked)
+        # the lever for storing: more queues and workers
+        rel.upgrade(*BASE, *QUEUE, "--set", "tracker.enabled=true", "--set", "tracker.replicaCount=2",
+                    "--set", "queue.numQueueWorkers=4", "--set", "queue.workers.replicas=4")
+        results += measure("tracker Deployment, 2 replicas, queue with 4 workers", meter, via(f"{F}-tracker"),
+                           stored, "tr2w4", worked)
+        notes.append(f"node: {len(node_pids)} processes (control plane, kubelet, containerd, kube-proxy, CoreDNS)")
+    return results, notes
+
+
+def limited_by(r: Result) -> str:
+    """What bounds the row, read off its own measurements: the machine's CPU when both cores are busy (and
+    who used it), otherwise the queue workers' pace when hits were still being stored after the last
+    answer, otherwise the answer time times the connections loadgen keeps open."""
+    if r.load["concurrency"] == 1:
+        return "one request at a time (answer time)"
+    if r.busy / r.wall >= 1.8:
+        top = max(r.cpu.items(), key=lambda kv: kv[1])[0] if r.cpu else "?"
+        return f"CPU (both cores busy; most: {top})"
+    if r.drained_s >= 1:
+        return "storing: the queue workers' pace, not CPU"
+    return "answers: connections x answer time, not CPU"
+
+
+def fmt_cpu(r: Result) -> str:
+    """The busiest consumers, in cores (CPU seconds / wall seconds)."""
+    top = sorted(r.cpu.items(), key=lambda kv: -kv[1])
+    parts = [f"{k} {v / r.wall:.2f}" for k, v in top if v / r.wall >= 0.05][:5]
+    kernel = (r.busy - sum(r.cpu.values())) / r.wall
+    if kernel >= 0.05:
+        parts.append(f"kernel/unaccounted {kernel:.2f}")
+    return ", ".join(parts)
+
+
+def run(repeat: int) -> Section:
+    section = Section("Tracking throughput: pods vs this machine (issue 22)",
+                      ["row", "requests", "req/s", "hits/s accepted", "hits/s stored", "p50 ms", "p99 ms",
+                       "vs machine (stored)", "drained after s", "workers' passes s (summed)", "busy cores",
+                       "CPU by consumer (cores)", "limited by"])
+    from harness.node import unavailable_reason
+
+    host_meter = CpuMeter(lambda uid: None)
+    results = host_rows(host_meter)
+    reason = unavailable_reason()
+    notes: list[str] = []
+    if reason:
+        section.notes.append(f"node rows not measured: {reason}")
+    else:
+        node_results, notes = node_rows()
+        results += node_results
+    machine = {r.kind: r.stored_per_s for r in results if r.row.startswith("this machine")}
+    machine_first = {r.kind: r for r in results if r.row.startswith("this machine")}
+    pods = {r.kind: r for r in results if r.row == "one serving pod, no queue"}
+    for kind, m in machine_first.items():
+        if kind in pods and m.stored_per_s and m.load["concurrency"] > 1:
+            section.targets.append(Target(f"one serving pod vs this machine, hits stored/s ({kind})",
+                                          f"{pods[kind].stored_per_s / m.stored_per_s:.2f}", "none", None))
+    for r in results:
+        load = r.load
+        ratio = r.stored_per_s / machine[r.kind] if machine.get(r.kind) else 0
+        # one connection measures the answer time; with the queue its few hits wait for a full batch
+        unloaded = load["concurrency"] == 1
+        section.rows.append([f"{r.row} ({r.kind})", str(load["requests"]), f"{load['requests_per_s']:.0f}",
+                             f"{load['hits_per_s']:.0f}", "-" if unloaded else f"{r.stored_per_s:.0f}",
+                             f"{load['p50_ms']:.0f}", f"{load['p99_ms']:.0f}", "-" if unloaded else f"{ratio:.2f}",
+                             "-" if unloaded else f"{r.drained_s:.1f}",
+                             f"{r.worker_busy_s:.1f} of {r.wall:.1f}" if r.worker_hits else "-",
+                             f"{r.busy / r.wall:.2f}", fmt_cpu(r), limited_by(r)])
+        refused = {s: n for s, n in load["statuses"].items() if s not in ("200", "204")}
+        if refused:
+            section.notes.append(f"{r.row} ({r.kind}): answers other than 200/204: {refused}")
+    section.notes += notes
+    section.notes.append(f"loadgen: {CONCURRENCY} keep-alive connections; single: {SINGLE_REQUESTS} GET hits "
+                         f"(`send_image=0`, a visitor each); bulk: {BULK_REQUESTS} POSTs of {BULK_SIZE} hits; "
+                         f"'1 connection': {UNLOADED_REQUESTS} hits one after the other (the answer time without "
+                         f"load); {WARMUP_REQUESTS} warm-up hits first (not counted); one run per row (`repeat` is "
+                         "not used: the whole section takes about 8 minutes)")
+    section.notes.append("drained after: seconds from the last answer until every accepted hit was stored; "
+                         "workers' passes: seconds the queue workers spent in `queuedtracking:process` passes (their "
+                         "own log lines, summed over the workers; a pass across the window's edge counts whole) of "
+                         "the row's wall time; between passes a worker naps 1 s. After 10 s without a hit, a worker's "
+                         "next pass stores one request per batch (the plugin's 'wipe out the queue' mode, up to 500 "
+                         "batches): a burst after a quiet spell is stored slower than one that follows other hits")
+    node_only = [r for r in results if not r.row.startswith("this machine")]
+    if node_only:
+        proxy = max(r.cpu.get("node: kube-proxy", 0.0) / r.wall for r in node_only)
+        kernel = max((r.busy - sum(r.cpu.values())) / r.wall for r in node_only)
+        section.notes.append(f"kube-proxy (iptables: the Service's NAT is done by the kernel) used at most {proxy:.2f} "
+                             f"cores in any node row; the kernel and what no process accounts for, at most "
+                             f"{kernel:.2f}")
+    section.notes.append("hits/s stored: accepted hits / (first request -> all of them in log_link_visit_action); "
+                         "with the queue, the workers store after the answers, so it is below hits/s accepted")
+    section.notes.append("busy cores: the machine's busy CPU over that window (2 cores: 2.00 is all of it); "
+                         "the machine row runs before the node starts, the node rows share the CPU with the "
+                         "control plane, kubelet and containerd")
+    return section
+
+
+if __name__ == "__main__":
+    main_for(run)
