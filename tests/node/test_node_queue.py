@@ -5,8 +5,8 @@ the plugin from its own image (`plugins.extra`, the image built by tools/images/
 
 One release, in steps a user's cluster goes through: hits queued while no worker runs and all
 stored once the workers drain the queue, once each; a worker pod deleted in the middle of its
-batches; `helm upgrade` turning the queue off and on again. Counted in Matomo's log tables, never
-in the plugin's own reports.
+batches; the trackers and workers rolled while hits arrive; `helm upgrade` turning the queue off and
+on again. Counted in Matomo's log tables, never in the plugin's own reports.
 
 Apart, on a release of its own: the embedded Redis deleted while three senders track through the
 tracker Service (image hits, `send_image=0` hits as the JavaScript tracker sends them, bulk
@@ -149,7 +149,33 @@ def test_queued_tracking_through_the_tracker_deployment(prestarted: Prestarted) 
     # the deleted worker's lock expires (at most 60 s) before another worker takes its queue
     settle(rel, base, 240, "the 300 hits stored once each after a worker was deleted mid-way")
 
-    # 3. the queue turned off on the running release: hits are stored in the request again
+    # 3. the trackers and the workers rolled (a new image, a changed value) while hits arrive: every hit
+    # answered 2xx (the old pods' preStop keeps them serving until the Service lets go), all stored once
+    answers: list[int] = []
+    stop = threading.Event()
+
+    def send() -> None:
+        while not stop.is_set():
+            answers.append(hit(m, f"r{len(answers)}"))
+            time.sleep(0.02)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    try:
+        time.sleep(1)
+        for deploy in (TRACKER, WORKERS):
+            rel.kubectl("rollout", "restart", f"deployment/{deploy}")
+        for deploy in (TRACKER, WORKERS):
+            rel.kubectl("rollout", "status", f"deployment/{deploy}", "--timeout=300s")
+        time.sleep(8)  # the last old tracker's preStop (5 s) and kube-proxy's next sync
+    finally:
+        stop.set()
+        sender.join()
+    assert len(answers) > 50 and set(answers) == {204}, f"answers during the rollouts: {sorted(set(answers))}"
+    base += len(answers)
+    settle(rel, base, 240, f"the {len(answers)} hits sent while the trackers and workers rolled")
+
+    # 4. the queue turned off on the running release: hits are stored in the request again
     rel.upgrade(*QUEUE, "--set", "queue.enabled=false")
     assert not rel.pods("queue-worker") or all(p["metadata"].get("deletionTimestamp") for p in rel.pods("queue-worker"))
     m = tracker(rel)
