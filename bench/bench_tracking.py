@@ -19,15 +19,17 @@ same window; what the processes do not account for is the kernel's (network, ipt
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,14 +59,16 @@ QUEUE = (*PLUGIN, "--set", "queue.enabled=true", "--set", "queue.numQueueWorkers
 
 
 # ---------------------------------------------------------------- CPU accounting
-def _proc_times(pid: str) -> tuple[float, float] | None:
-    """(own CPU seconds, CPU seconds of the children it reaped) of a process, None when gone."""
+def _proc_times(pid: str) -> tuple[int, float] | None:
+    """(start time in clock ticks, own CPU seconds) of a process, None when gone. Only its own time: the
+    time of the children it reaps lands in its cutime when they are reaped (apache's parent reaps the
+    workers it stops after a load), not when they ran, so the sampler below counts every process itself."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    # fields[0] is the state (the stat file's 3rd field): utime is the 14th, cutime the 16th
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK, (int(fields[13]) + int(fields[14])) / CLK_TCK
+    # fields[0] is the state (the stat file's 3rd field): utime is the 14th, starttime the 22nd
+    return int(fields[19]), (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def _pod_uid(pid: str) -> str | None:
@@ -87,20 +91,43 @@ def _machine_busy() -> float:
 
 @dataclass
 class CpuSnapshot:
-    per_pid: dict[str, tuple[str, float]]  # pid -> (class, CPU seconds own + reaped children)
+    per_process: dict[tuple[str, int], tuple[str, float]]  # (pid, start) -> (class, own CPU seconds last seen)
     busy: float
     at: float
 
 
-@dataclass
 class CpuMeter:
-    """Classifies every process of the machine: the pods' by their component, the node's by name."""
+    """Every process of the machine, sampled every `interval` seconds by a thread of its own (a process that
+    ends keeps the CPU time it had at its last sample), classified once: the pods' processes by their pod's
+    component, the node's by name, this machine's servers by process name."""
 
-    pod_class: Callable[[str], str | None]  # pod uid -> component, None: not ours
-    node_pids: dict[str, str] = field(default_factory=dict)  # pid -> node process name
+    def __init__(self, pod_class: Callable[[str], str | None], node_pids: dict[str, str] | None = None,
+                 interval: float = 0.5) -> None:
+        self.pod_class = pod_class  # pod uid -> component, None: not ours
+        self.node_pids = node_pids or {}  # pid -> node process name
+        self.seen: dict[tuple[str, int], tuple[str, float]] = {}
+        self.lock = threading.Lock()
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+        self.thread.start()
 
-    def snapshot(self) -> CpuSnapshot:
-        out: dict[str, tuple[str, float]] = {}
+    def _classify(self, pid: str) -> str | None:
+        if pid in self.node_pids:
+            return "node: " + self.node_pids[pid]
+        uid = _pod_uid(pid)
+        if uid is not None:
+            return self.pod_class(uid) or "other pods"
+        try:
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        except OSError:
+            return None
+        if comm.startswith("containerd-shim"):
+            return "node: containerd-shim"
+        if comm.startswith("python") and _is_loadgen(pid):
+            return "loadgen"
+        return HOST_PROCESSES.get(comm, "other processes")
+
+    def _scan(self) -> None:
         me = str(os.getpid())
         for pid in os.listdir("/proc"):
             if not pid.isdigit() or pid == me:
@@ -108,31 +135,34 @@ class CpuMeter:
             times = _proc_times(pid)
             if times is None:
                 continue
-            if pid in self.node_pids:
-                cls = "node: " + self.node_pids[pid]
-            else:
-                uid = _pod_uid(pid)
-                if uid is not None:
-                    cls = self.pod_class(uid) or "other pods"
-                else:
-                    try:
-                        comm = Path(f"/proc/{pid}/comm").read_text().strip()
-                    except OSError:
-                        continue
-                    cls = ("node: containerd-shim" if comm.startswith("containerd-shim")
-                           else "loadgen" if comm.startswith("python") and _is_loadgen(pid)
-                           else HOST_PROCESSES.get(comm, "other processes"))
-            out[pid] = (cls, times[0] + times[1])
-        return CpuSnapshot(out, _machine_busy(), time.monotonic())
+            key = (pid, times[0])
+            with self.lock:
+                known = self.seen.get(key)
+            cls = known[0] if known else self._classify(pid)
+            if cls is not None:
+                with self.lock:
+                    self.seen[key] = (cls, times[1])
+
+    def _run(self, interval: float) -> None:
+        while not self.stop_event.wait(interval):
+            self._scan()
+
+    def snapshot(self) -> CpuSnapshot:
+        self._scan()
+        with self.lock:
+            return CpuSnapshot(dict(self.seen), _machine_busy(), time.monotonic())
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join()
 
     @staticmethod
     def delta(a: CpuSnapshot, b: CpuSnapshot) -> tuple[dict[str, float], float, float]:
         """CPU seconds per class between two snapshots, the machine's busy seconds, the wall time."""
         per: dict[str, float] = {}
-        for pid, (cls, t) in b.per_pid.items():
-            before = a.per_pid.get(pid)
-            used = t - before[1] if before and before[0] == cls else t
-            per[cls] = per.get(cls, 0.0) + max(0.0, used)
+        for key, (cls, t) in b.per_process.items():
+            before = a.per_process.get(key)
+            per[cls] = per.get(cls, 0.0) + max(0.0, t - (before[1] if before else 0.0))
         return per, b.busy - a.busy, b.at - a.at
 
 
@@ -145,6 +175,18 @@ def _is_loadgen(pid: str) -> bool:
 
 # ---------------------------------------------------------------- one row
 @dataclass
+class Phase:
+    """CPU seconds per consumer, the machine's busy seconds and the wall seconds of part of a row."""
+
+    cpu: dict[str, float]
+    busy: float
+    wall: float
+
+    def cores(self) -> float:
+        return self.busy / self.wall if self.wall > 0 else 0.0
+
+
+@dataclass
 class Result:
     row: str
     kind: str
@@ -156,6 +198,8 @@ class Result:
     wall: float
     worker_hits: int = 0  # hits the queue workers say they stored over the window
     worker_busy_s: float = 0.0  # seconds they say they spent storing them (the rest: naps, waiting for a batch)
+    answering: Phase | None = None  # while loadgen ran
+    storing: Phase | None = None  # from loadgen's end until every accepted hit was stored
 
 
 def loadgen(argv_prefix: list[str], host: str, port: int, requests: int, bulk: int, tag: str,
@@ -189,19 +233,26 @@ def measure(row: str, meter: CpuMeter, send: Send, stored: Callable[[], int], ta
         worked_before = workers() if workers else (0, 0.0)
         load = send(requests, bulk, f"{tag}-{kind.replace(' ', '').replace(',', '')}", concurrency)
         target = base + int(load["accepted_hits"])
-        t_load_end = time.monotonic()
-        wait_for(lambda t=target: stored() >= t, 600)
+        answered = meter.snapshot()
+        wait_for(functools.partial(reached, stored, target), 600)
         after = meter.snapshot()
-        drained = after.at - t_load_end
+        drained = after.at - answered.at
         cpu, busy, wall = CpuMeter.delta(before, after)
-        results.append(Result(row, kind, load, int(load["accepted_hits"]) / wall, drained, cpu, busy, wall))
+        result = Result(row, kind, load, int(load["accepted_hits"]) / wall, drained, cpu, busy, wall)
+        result.answering = Phase(*CpuMeter.delta(before, answered))
+        result.storing = Phase(*CpuMeter.delta(answered, after))
+        results.append(result)
         if workers:
             n, seconds = workers()
             results[-1].worker_hits = n - worked_before[0]
             results[-1].worker_busy_s = seconds - worked_before[1]
-        print(f"{row} / {kind}: {json.dumps(load)}; stored/s {results[-1].stored_per_s:.1f}, "
-              f"drained {drained:.1f} s after the load; busy {busy / wall:.2f} cores", flush=True)
+        print(f"{row} / {kind}: {json.dumps(load)}; stored/s {result.stored_per_s:.1f}, drained {drained:.1f} s "
+              f"after the load; busy {result.answering.cores():.2f} cores while answering", flush=True)
     return results
+
+
+def reached(stored: Callable[[], int], target: int) -> bool:
+    return stored() >= target
 
 
 def queue_idle(stored: Callable[[], int]) -> bool:
@@ -281,7 +332,7 @@ def node_rows() -> tuple[list[Result], list[str]]:
                 c.execute("SELECT COUNT(*) FROM matomo_log_link_visit_action")
                 return int(c.fetchone()[0])
 
-        def via(service: str) -> Callable[[int, int, str], dict[str, Any]]:
+        def via(service: str) -> Send:
             ip = node.service_ip(ns, service)
             return lambda requests, bulk, tag, concurrency: loadgen(wrap, ip, 80, requests, bulk, tag, concurrency)
 
@@ -309,43 +360,52 @@ def node_rows() -> tuple[list[Result], list[str]]:
                     "--set", "queue.numQueueWorkers=4", "--set", "queue.workers.replicas=4")
         results += measure("tracker Deployment, 2 replicas, queue with 4 workers", meter, via(f"{F}-tracker"),
                            stored, "tr2w4", worked)
+        meter.stop()
         notes.append(f"node: {len(node_pids)} processes (control plane, kubelet, containerd, kube-proxy, CoreDNS)")
     return results, notes
 
 
 def limited_by(r: Result) -> str:
-    """What bounds the row, read off its own measurements: the machine's CPU when both cores are busy (and
-    who used it), otherwise the queue workers' pace when hits were still being stored after the last
-    answer, otherwise the answer time times the connections loadgen keeps open."""
+    """What bounds the row, read off its own measurements. Answers: the machine's CPU when both cores were
+    busy while loadgen ran (and who used most), else not the CPU. Storing, when hits were still being stored
+    a second after the last answer: the queue workers' pace, with the cores busy meanwhile."""
     if r.load["concurrency"] == 1:
         return "one request at a time (answer time)"
-    if r.busy / r.wall >= 1.8:
-        top = max(r.cpu.items(), key=lambda kv: kv[1])[0] if r.cpu else "?"
-        return f"CPU (both cores busy; most: {top})"
-    if r.drained_s >= 1:
-        return "storing: the queue workers' pace, not CPU"
-    return "answers: connections x answer time, not CPU"
+    a = r.answering
+    if a and a.cores() >= 1.8:
+        top = max(a.cpu.items(), key=lambda kv: kv[1])[0] if a.cpu else "?"
+        answers = f"answers: CPU (both cores busy; most: {top})"
+    else:
+        answers = f"answers: not CPU ({a.cores() if a else 0:.2f} cores busy)"
+    if r.drained_s >= 1 and r.storing:
+        return f"{answers}; storing: the queue workers' pace ({r.storing.cores():.2f} cores busy meanwhile)"
+    return answers
 
 
-def fmt_cpu(r: Result) -> str:
-    """The busiest consumers, in cores (CPU seconds / wall seconds)."""
-    top = sorted(r.cpu.items(), key=lambda kv: -kv[1])
-    parts = [f"{k} {v / r.wall:.2f}" for k, v in top if v / r.wall >= 0.05][:5]
-    kernel = (r.busy - sum(r.cpu.values())) / r.wall
+def fmt_cpu(phase: Phase | None) -> str:
+    """The busiest consumers of a phase, in cores (CPU seconds / wall seconds)."""
+    if phase is None or phase.wall <= 0:
+        return "-"
+    top = sorted(phase.cpu.items(), key=lambda kv: -kv[1])
+    parts = [f"{k} {v / phase.wall:.2f}" for k, v in top if v / phase.wall >= 0.05][:5]
+    kernel = (phase.busy - sum(phase.cpu.values())) / phase.wall
     if kernel >= 0.05:
         parts.append(f"kernel/unaccounted {kernel:.2f}")
-    return ", ".join(parts)
+    return f"{phase.cores():.2f} busy: " + ", ".join(parts)
 
 
 def run(repeat: int) -> Section:
     section = Section("Tracking throughput: pods vs this machine (issue 22)",
                       ["row", "requests", "req/s", "hits/s accepted", "hits/s stored", "p50 ms", "p99 ms",
-                       "vs machine (stored)", "drained after s", "workers' passes s (summed)", "busy cores",
-                       "CPU by consumer (cores)", "limited by"])
+                       "vs machine (stored)", "drained after s", "workers' passes s (summed)", "CPU while answering (cores)",
+                       "CPU while storing the rest (cores)", "limited by"])
     from harness.node import unavailable_reason
 
     host_meter = CpuMeter(lambda uid: None)
-    results = host_rows(host_meter)
+    try:
+        results = host_rows(host_meter)
+    finally:
+        host_meter.stop()
     reason = unavailable_reason()
     notes: list[str] = []
     if reason:
@@ -370,7 +430,8 @@ def run(repeat: int) -> Section:
                              f"{load['p50_ms']:.0f}", f"{load['p99_ms']:.0f}", "-" if unloaded else f"{ratio:.2f}",
                              "-" if unloaded else f"{r.drained_s:.1f}",
                              f"{r.worker_busy_s:.1f} of {r.wall:.1f}" if r.worker_hits else "-",
-                             f"{r.busy / r.wall:.2f}", fmt_cpu(r), limited_by(r)])
+                             fmt_cpu(r.answering), fmt_cpu(r.storing) if r.drained_s >= 1 else "-",
+                             limited_by(r)])
         refused = {s: n for s, n in load["statuses"].items() if s not in ("200", "204")}
         if refused:
             section.notes.append(f"{r.row} ({r.kind}): answers other than 200/204: {refused}")
@@ -388,16 +449,19 @@ def run(repeat: int) -> Section:
                          "batches): a burst after a quiet spell is stored slower than one that follows other hits")
     node_only = [r for r in results if not r.row.startswith("this machine")]
     if node_only:
-        proxy = max(r.cpu.get("node: kube-proxy", 0.0) / r.wall for r in node_only)
-        kernel = max((r.busy - sum(r.cpu.values())) / r.wall for r in node_only)
-        section.notes.append(f"kube-proxy (iptables: the Service's NAT is done by the kernel) used at most {proxy:.2f} "
-                             f"cores in any node row; the kernel and what no process accounts for, at most "
-                             f"{kernel:.2f}")
+        phases = [p for r in node_only for p in (r.answering, r.storing) if p and p.wall >= 1]
+        proxy = max(p.cpu.get("node: kube-proxy", 0.0) / p.wall for p in phases)
+        redis = max(p.cpu.get("Redis", 0.0) / p.wall for p in phases)
+        kernel = max((p.busy - sum(p.cpu.values())) / p.wall for p in phases)
+        section.notes.append(f"at most, in any node row: Redis {redis:.2f} cores, kube-proxy {proxy:.2f} (iptables: "
+                             f"the Service's NAT is done by the kernel), the kernel and what no process accounts "
+                             f"for {kernel:.2f}")
     section.notes.append("hits/s stored: accepted hits / (first request -> all of them in log_link_visit_action); "
                          "with the queue, the workers store after the answers, so it is below hits/s accepted")
-    section.notes.append("busy cores: the machine's busy CPU over that window (2 cores: 2.00 is all of it); "
-                         "the machine row runs before the node starts, the node rows share the CPU with the "
-                         "control plane, kubelet and containerd")
+    section.notes.append("CPU: the machine's busy cores (2.00 is all of it) and the consumers using at least "
+                         "0.05 cores, while loadgen ran, and after it until every accepted hit was stored (shown "
+                         "when that took a second or more); the machine row runs before the node starts, the node "
+                         "rows share the CPU with the control plane, kubelet and containerd")
     return section
 
 
