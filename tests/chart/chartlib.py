@@ -4,6 +4,7 @@ module called `conftest` would clash with tests/conftest.py)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -34,3 +35,18 @@ def php_parse_ini(php: str, path: Path) -> dict:
     result = subprocess.run([php, "-r", code, str(path)], capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode == 0 and result.stdout not in ("", "false"), result.stderr
     return json.loads(result.stdout)
+
+
+def bwrap_system_binds() -> list[str]:
+    """bubblewrap arguments giving a sandbox this machine's /usr and top-level system folders (bin, lib, lib64,
+    sbin: links where the host has links), read-only. Only those, not the whole host tree: another suite's
+    processes (the real node's kubelet, under xdist beside this one) may be changing the host's mounts while
+    bwrap copies them."""
+    out = ["--ro-bind", "/usr", "/usr"]
+    for top in ("bin", "lib", "lib64", "sbin"):
+        host = Path("/") / top
+        if host.is_symlink():
+            out += ["--symlink", os.readlink(host), f"/{top}"]
+        elif host.is_dir():
+            out += ["--ro-bind", str(host), f"/{top}"]
+    return out

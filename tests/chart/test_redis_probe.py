@@ -23,23 +23,11 @@ from typing import Any
 
 import pytest
 import yaml
-from chartlib import CHART, KUBE_VERSION, run_helm
+from chartlib import CHART, KUBE_VERSION, bwrap_system_binds, run_helm
 
 # Quotes, backslash, space, `$` and a backquote: what a shell or Redis's config parser could mangle.
 PASSWORD = f"q\"d 's' b\\s $HOME `id` {secrets.token_hex(4)}"
 KEYS, KEY_LOAD_DELAY_US = 3000, 1000  # about 3 s of loading
-
-
-def _system() -> list[str]:
-    """bwrap arguments giving /usr and the top-level system directories, read-only (as test_redis_start.py)."""
-    out = ["--ro-bind", "/usr", "/usr"]
-    for top in ("bin", "lib", "lib64", "sbin"):
-        host = Path("/") / top
-        if host.is_symlink():
-            out += ["--symlink", os.readlink(host), f"/{top}"]
-        elif host.is_dir():
-            out += ["--ro-bind", str(host), f"/{top}"]
-    return out
 
 
 def _until(what: str, check: Any, seconds: float = 20) -> Any:
@@ -96,7 +84,7 @@ class Pod:
         secret.mkdir(exist_ok=True)
         (secret / "password").write_text(password)
         return subprocess.Popen(["nsenter", f"--net={self.net}", self.bwrap, "--unshare-pid", "--die-with-parent",
-                                 *_system(), "--ro-bind", "/etc", "/etc", "--symlink", "/run", "/var/run",
+                                 *bwrap_system_binds(), "--ro-bind", "/etc", "/etc", "--symlink", "/run", "/var/run",
                                  "--tmpfs", "/run", "--ro-bind", str(secret), "/run/secrets/redis",
                                  "--proc", "/proc", "--dev", "/dev", *command],
                                 env={"PATH": "/usr/bin:/bin"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -135,7 +123,7 @@ def pod(tmp_path: Path) -> Iterator[Pod]:
     if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
         pytest.skip("redis-server is not installed (./dev tools, or apt-get install redis-server)")
     r, w = os.pipe()
-    pause = subprocess.Popen([bwrap, "--unshare-net", "--die-with-parent", *_system(), "--info-fd", str(w),
+    pause = subprocess.Popen([bwrap, "--unshare-net", "--die-with-parent", *bwrap_system_binds(), "--info-fd", str(w),
                               "sleep", "infinity"], pass_fds=(w,))
     os.close(w)
     with os.fdopen(r) as info:  # written once the namespace is set up

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from chartlib import CHART, KUBE_VERSION, run_helm
+from chartlib import CHART, KUBE_VERSION, bwrap_system_binds, run_helm
 
 
 def sdssplitargs(line: str) -> list[str]:
@@ -79,17 +79,8 @@ def start(statefulset: dict, tmp_path: Path, password: bytes) -> tuple[subproces
     (secret / "password").write_bytes(password)
     (bindir / "redis-server").write_text('#!/bin/sh\necho "started: $*"\nstat -c "%a" /run/redis/auth.conf\n')
     (bindir / "redis-server").chmod(0o755)
-    # Only what the script runs on, read-only: not the whole host tree, whose mounts another suite's processes
-    # (the real node's kubelet, under xdist beside this one) may be changing while bwrap copies them.
     # /var/run is /run: a tmpfs there gets the pod's two mounts.
-    system: list[str] = []
-    for top in ("bin", "lib", "lib64", "sbin"):
-        host = Path("/") / top
-        if host.is_symlink():
-            system += ["--symlink", os.readlink(host), f"/{top}"]
-        elif host.is_dir():
-            system += ["--ro-bind", str(host), f"/{top}"]
-    result = subprocess.run([bwrap, "--ro-bind", "/usr", "/usr", *system, "--ro-bind", "/etc", "/etc",
+    result = subprocess.run([bwrap, *bwrap_system_binds(), "--ro-bind", "/etc", "/etc",
                              "--symlink", "/run", "/var/run", "--ro-bind", str(bindir), str(bindir), "--proc", "/proc", "--tmpfs", "/run",
                              "--bind", str(secret), "/run/secrets/redis", "--bind", str(run), "/run/redis",
                              "--dev", "/dev", *c["command"]],
