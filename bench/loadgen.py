@@ -15,10 +15,13 @@ import json
 import math
 import os
 import secrets
+import subprocess
+import sys
 import threading
 import time
 import urllib.parse
 from collections import Counter
+from typing import Any
 
 UA = "Mozilla/5.0 (X11; Linux x86_64) matomo-chart-bench"
 
@@ -100,6 +103,20 @@ def run(host: str, port: int, host_header: str, requests: int, concurrency: int,
         "statuses": dict(statuses),
         "cpu_s": round((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system), 2),
     }
+
+
+def spawn(host: str, port: int, requests: int, concurrency: int, *, bulk: int = 0, host_header: str = "localhost",
+          site: int = 1, tag: str = "load", prefix: list[str] | None = None) -> dict[str, Any]:
+    """This script run as a process of its own (after `prefix`, e.g. nsenter into a network namespace): its
+    JSON line. Raises RuntimeError, with its stderr, when it fails."""
+    argv = [*(prefix or []), sys.executable, os.path.abspath(__file__), "--host", host, "--port", str(port),
+            "--host-header", host_header, "--requests", str(requests), "--concurrency", str(concurrency),
+            "--bulk", str(bulk), "--site", str(site), "--tag", tag]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=1800, check=False)
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited {p.returncode}: {p.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(p.stdout.strip().splitlines()[-1])
+    return result
 
 
 def main() -> None:

@@ -66,7 +66,6 @@ import signal
 import socket
 import stat
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.parse
@@ -79,6 +78,7 @@ from common import ROOT  # also puts tests/ on sys.path, for the harness
 from harness.basics import free_port, wait_until
 from harness.mariadb import MariaDB, start_mariadb
 from harness.vm_install import Database, install
+from loadgen import spawn
 
 MATOMO_VERSION = "5.1.2"
 HOST = "127.0.0.1"
@@ -487,7 +487,6 @@ def host_matomo(workdir: Path) -> Iterator[HostMatomo]:
 
 
 # ---------------------------------------------------------------- alone: bring up, load, check
-LOADGEN = ROOT / "bench" / "loadgen.py"
 
 
 def run_loadgen(matomo: HostMatomo, requests: int, concurrency: int, *, bulk: int = 0, tag: str = "load",
@@ -496,16 +495,12 @@ def run_loadgen(matomo: HostMatomo, requests: int, concurrency: int, *, bulk: in
     counts as accepted is stored. Returns loadgen's JSON with what was stored and the CPU seconds
     apache, mariadbd and loadgen used; with `check`, raises unless every answer was 200/204 and
     exactly the accepted hits were stored."""
-    argv = [sys.executable, str(LOADGEN), "--host", matomo.host, "--port", str(matomo.port),
-            "--host-header", matomo.host_header, "--requests", str(requests), "--concurrency", str(concurrency),
-            "--site", str(matomo.site_id), "--tag", tag]  # fmt: skip
-    if bulk:
-        argv += ["--bulk", str(bulk)]
     stored0, cpu0 = matomo.stored(), matomo.cpu_seconds()
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=1800, check=False)
-    if proc.returncode != 0:
-        raise HostMatomoError(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr[-2000:]}")
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    try:
+        result: dict[str, Any] = spawn(matomo.host, matomo.port, requests, concurrency, bulk=bulk,
+                                       host_header=matomo.host_header, site=matomo.site_id, tag=tag)
+    except RuntimeError as e:
+        raise HostMatomoError(str(e)) from e
     accepted = int(result["accepted_hits"])
     matomo.wait_stored(stored0 + accepted, timeout=60)
     time.sleep(1)  # anything stored late, beyond the accepted hits, would show now
