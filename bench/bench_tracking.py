@@ -22,8 +22,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import re
-import subprocess
 import sys
 import tempfile
 import threading
@@ -34,16 +32,18 @@ from pathlib import Path
 from typing import Any
 
 from common import ROOT, Section, Target, main_for
+from harness.basics import wait_until
+from loadgen import spawn
 
 sys.path.append(str(ROOT / "tests" / "node"))
 
 CONCURRENCY = 16
 SINGLE_REQUESTS = 1600
 BULK_REQUESTS = 240
+BATCH = 25  # queue.numRequestsToProcess, the chart's default
 UNLOADED_REQUESTS = 150  # one connection, one request after the other: the answer time without load
 BULK_SIZE = 10
 WARMUP_REQUESTS = 60
-LOADGEN = ROOT / "bench" / "loadgen.py"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # this machine's own servers (the machine row), by their process name
 HOST_PROCESSES = {"apache2": "PHP: apache2 + mod_php", "mariadbd": "MariaDB"}
@@ -191,62 +191,54 @@ class Result:
     row: str
     kind: str
     load: dict[str, Any]
-    stored_per_s: float
-    drained_s: float
-    cpu: dict[str, float]
-    busy: float
-    wall: float
-    worker_hits: int = 0  # hits the queue workers say they stored over the window
-    worker_busy_s: float = 0.0  # seconds they say they spent storing them (the rest: naps, waiting for a batch)
-    answering: Phase | None = None  # while loadgen ran
-    storing: Phase | None = None  # from loadgen's end until every accepted hit was stored
+    answering: Phase  # while loadgen ran
+    storing: Phase  # from loadgen's end until all but the queues' last partial batches were stored
+    stored_main: int  # hits stored by then
+    tail_s: float  # then until the last hit was stored: a worker stores a partial batch after ~10 s idle
 
+    @property
+    def wall(self) -> float:
+        return self.answering.wall + self.storing.wall
 
-def loadgen(argv_prefix: list[str], host: str, port: int, requests: int, bulk: int, tag: str,
-            concurrency: int) -> dict[str, Any]:
-    argv = [*argv_prefix, sys.executable, str(LOADGEN), "--host", host, "--port", str(port), "--host-header",
-            "localhost", "--requests", str(requests), "--concurrency", str(concurrency), "--tag", tag]
-    if bulk:
-        argv += ["--bulk", str(bulk)]
-    p = subprocess.run(argv, capture_output=True, text=True, timeout=1800, check=False)
-    if p.returncode != 0:
-        raise RuntimeError(f"loadgen exited {p.returncode}: {p.stderr[-2000:]}")
-    result: dict[str, Any] = json.loads(p.stdout.strip().splitlines()[-1])
-    return result
+    @property
+    def drained_s(self) -> float:
+        return self.storing.wall
+
+    @property
+    def stored_per_s(self) -> float:
+        return self.stored_main / self.wall
 
 
 Send = Callable[[int, int, str, int], dict[str, Any]]
 
 
 def measure(row: str, meter: CpuMeter, send: Send, stored: Callable[[], int], tag: str,
-            workers: Callable[[], tuple[int, float]] | None = None) -> list[Result]:
+            queues: int = 0) -> list[Result]:
     """A warm-up, the answer time of single hits one after the other, then single hits and bulk requests
-    under load; each waits until every accepted hit is stored."""
+    under load; each waits until every accepted hit is stored. With `queues`, the storing rate is taken
+    until all but the queues' last partial batches are stored (up to `BATCH - 1` hits a queue, which a
+    worker stores only after ~10 s without a full batch: the plugin's fixed timer), the rest apart."""
     send(WARMUP_REQUESTS, 0, f"{tag}-warm", CONCURRENCY)
-    wait_for(lambda: queue_idle(stored), 120)
+    wait_until(lambda: queue_idle(stored), 120, "the warm-up's hits stored")
     results = []
     cases = (("single, 1 connection", UNLOADED_REQUESTS, 0, 1), ("single", SINGLE_REQUESTS, 0, CONCURRENCY),
              (f"bulk {BULK_SIZE}", BULK_REQUESTS, BULK_SIZE, CONCURRENCY))
     for kind, requests, bulk, concurrency in cases:
         base = stored()
         before = meter.snapshot()
-        worked_before = workers() if workers else (0, 0.0)
         load = send(requests, bulk, f"{tag}-{kind.replace(' ', '').replace(',', '')}", concurrency)
         target = base + int(load["accepted_hits"])
         answered = meter.snapshot()
-        wait_for(functools.partial(reached, stored, target), 600)
+        main_target = max(base, target - queues * (BATCH - 1))
+        wait_until(functools.partial(reached, stored, main_target), 600, f"{main_target} hits stored", interval=0.25)
+        main, stored_main = meter.snapshot(), stored() - base
+        wait_until(functools.partial(reached, stored, target), 600, f"{target} hits stored", interval=0.25)
         after = meter.snapshot()
-        drained = after.at - answered.at
-        cpu, busy, wall = CpuMeter.delta(before, after)
-        result = Result(row, kind, load, int(load["accepted_hits"]) / wall, drained, cpu, busy, wall)
-        result.answering = Phase(*CpuMeter.delta(before, answered))
-        result.storing = Phase(*CpuMeter.delta(answered, after))
+        result = Result(row, kind, load, Phase(*CpuMeter.delta(before, answered)),
+                        Phase(*CpuMeter.delta(answered, main)), stored_main, after.at - main.at)
         results.append(result)
-        if workers:
-            n, seconds = workers()
-            results[-1].worker_hits = n - worked_before[0]
-            results[-1].worker_busy_s = seconds - worked_before[1]
-        print(f"{row} / {kind}: {json.dumps(load)}; stored/s {result.stored_per_s:.1f}, drained {drained:.1f} s "
+        print(f"{row} / {kind}: {json.dumps(load)}; stored/s {result.stored_per_s:.1f}, drained {result.drained_s:.1f} s "
+              f"(last partial batches {result.tail_s:.1f} s later) "
               f"after the load; busy {result.answering.cores():.2f} cores while answering", flush=True)
     return results
 
@@ -262,14 +254,6 @@ def queue_idle(stored: Callable[[], int]) -> bool:
     return stored() == a
 
 
-def wait_for(cond: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"not within {timeout:.0f} s")
-        time.sleep(0.25)
-
-
 # ---------------------------------------------------------------- the rows
 def host_rows(meter_for_host: CpuMeter) -> list[Result]:
     from tracking_host import host_matomo
@@ -278,7 +262,7 @@ def host_rows(meter_for_host: CpuMeter) -> list[Result]:
         os.chmod(d, 0o755)
 
         def send(requests: int, bulk: int, tag: str, concurrency: int) -> dict[str, Any]:
-            return loadgen([], m.host, m.port, requests, bulk, tag, concurrency)
+            return spawn(m.host, m.port, requests, concurrency, bulk=bulk, tag=tag)
 
         return measure("this machine: apache2 + mod_php, MariaDB, no Kubernetes", meter_for_host, send, m.stored,
                        "host")
@@ -334,32 +318,22 @@ def node_rows() -> tuple[list[Result], list[str]]:
 
         def via(service: str) -> Send:
             ip = node.service_ip(ns, service)
-            return lambda requests, bulk, tag, concurrency: loadgen(wrap, ip, 80, requests, bulk, tag, concurrency)
-
-        def worked() -> tuple[int, float]:
-            """Requests stored and seconds spent storing them, summed over the worker pods' own log lines
-            ("This worker finished queue processing with N req/s (R requests in T seconds)")."""
-            n, seconds = 0, 0.0
-            for p in rel.pods("queue-worker"):
-                out = rel.kubectl("logs", p["metadata"]["name"], "-c", "queue-worker", "--tail=-1",
-                                  check=False).stdout
-                for m in re.finditer(r"\((\d+) requests in ([\d.]+) seconds\)", out):
-                    n, seconds = n + int(m[1]), seconds + float(m[2])
-            return n, seconds
+            return lambda requests, bulk, tag, concurrency: spawn(ip, 80, requests, concurrency, bulk=bulk, tag=tag,
+                                                                  prefix=wrap)
 
         results += measure("one serving pod, no queue", meter, via(F), stored, "pod")
         rel.upgrade(*BASE, *QUEUE)
-        results += measure("one serving pod, queue (Redis, 2 workers)", meter, via(F), stored, "podq", worked)
+        results += measure("one serving pod, queue (Redis, 2 workers)", meter, via(F), stored, "podq", 2)
         rel.upgrade(*BASE, *QUEUE, "--set", "tracker.enabled=true", "--set", "tracker.replicaCount=1")
-        results += measure("tracker Deployment, 1 replica, queue", meter, via(f"{F}-tracker"), stored, "tr1", worked)
+        results += measure("tracker Deployment, 1 replica, queue", meter, via(f"{F}-tracker"), stored, "tr1", 2)
         rel.upgrade(*BASE, *QUEUE, "--set", "tracker.enabled=true", "--set", "tracker.replicaCount=2")
         time.sleep(2)  # kube-proxy's rules follow the new endpoint
-        results += measure("tracker Deployment, 2 replicas, queue", meter, via(f"{F}-tracker"), stored, "tr2", worked)
+        results += measure("tracker Deployment, 2 replicas, queue", meter, via(f"{F}-tracker"), stored, "tr2", 2)
         # the lever for storing: more queues and workers
         rel.upgrade(*BASE, *QUEUE, "--set", "tracker.enabled=true", "--set", "tracker.replicaCount=2",
                     "--set", "queue.numQueueWorkers=4", "--set", "queue.workers.replicas=4")
         results += measure("tracker Deployment, 2 replicas, queue with 4 workers", meter, via(f"{F}-tracker"),
-                           stored, "tr2w4", worked)
+                           stored, "tr2w4", 4)
         meter.stop()
         notes.append(f"node: {len(node_pids)} processes (control plane, kubelet, containerd, kube-proxy, CoreDNS)")
     return results, notes
@@ -368,23 +342,27 @@ def node_rows() -> tuple[list[Result], list[str]]:
 def limited_by(r: Result) -> str:
     """What bounds the row, read off its own measurements. Answers: the machine's CPU when both cores were
     busy while loadgen ran (and who used most), else not the CPU. Storing, when hits were still being stored
-    a second after the last answer: the queue workers' pace, with the cores busy meanwhile."""
+    a second after the last answer: the CPU again when both cores were busy, else the queue workers' pace."""
     if r.load["concurrency"] == 1:
         return "one request at a time (answer time)"
     a = r.answering
-    if a and a.cores() >= 1.8:
+    if a.cores() >= 1.8:
         top = max(a.cpu.items(), key=lambda kv: kv[1])[0] if a.cpu else "?"
         answers = f"answers: CPU (both cores busy; most: {top})"
     else:
-        answers = f"answers: not CPU ({a.cores() if a else 0:.2f} cores busy)"
-    if r.drained_s >= 1 and r.storing:
-        return f"{answers}; storing: the queue workers' pace ({r.storing.cores():.2f} cores busy meanwhile)"
+        answers = f"answers: not CPU ({a.cores():.2f} cores busy)"
+    if r.drained_s >= 1:
+        st = r.storing
+        if st.cores() >= 1.8:
+            top = max(st.cpu.items(), key=lambda kv: kv[1])[0] if st.cpu else "?"
+            return f"{answers}; storing: CPU (both cores busy; most: {top})"
+        return f"{answers}; storing: the queue workers' pace ({st.cores():.2f} cores busy meanwhile)"
     return answers
 
 
-def fmt_cpu(phase: Phase | None) -> str:
+def fmt_cpu(phase: Phase) -> str:
     """The busiest consumers of a phase, in cores (CPU seconds / wall seconds)."""
-    if phase is None or phase.wall <= 0:
+    if phase.wall <= 0:
         return "-"
     top = sorted(phase.cpu.items(), key=lambda kv: -kv[1])
     parts = [f"{k} {v / phase.wall:.2f}" for k, v in top if v / phase.wall >= 0.05][:5]
@@ -397,7 +375,8 @@ def fmt_cpu(phase: Phase | None) -> str:
 def run(repeat: int) -> Section:
     section = Section("Tracking throughput: pods vs this machine (issue 22)",
                       ["row", "requests", "req/s", "hits/s accepted", "hits/s stored", "p50 ms", "p99 ms",
-                       "vs machine (stored)", "drained after s", "workers' passes s (summed)", "CPU while answering (cores)",
+                       "vs machine (stored)", "stored after the last answer s", "last partial batches s later",
+                       "CPU while answering (cores)",
                        "CPU while storing the rest (cores)", "limited by"])
     from harness.node import unavailable_reason
 
@@ -429,7 +408,7 @@ def run(repeat: int) -> Section:
                              f"{load['hits_per_s']:.0f}", "-" if unloaded else f"{r.stored_per_s:.0f}",
                              f"{load['p50_ms']:.0f}", f"{load['p99_ms']:.0f}", "-" if unloaded else f"{ratio:.2f}",
                              "-" if unloaded else f"{r.drained_s:.1f}",
-                             f"{r.worker_busy_s:.1f} of {r.wall:.1f}" if r.worker_hits else "-",
+                             "-" if unloaded or r.tail_s < 0.5 else f"{r.tail_s:.1f}",
                              fmt_cpu(r.answering), fmt_cpu(r.storing) if r.drained_s >= 1 else "-",
                              limited_by(r)])
         refused = {s: n for s, n in load["statuses"].items() if s not in ("200", "204")}
@@ -441,23 +420,20 @@ def run(repeat: int) -> Section:
                          f"'1 connection': {UNLOADED_REQUESTS} hits one after the other (the answer time without "
                          f"load); {WARMUP_REQUESTS} warm-up hits first (not counted); one run per row (`repeat` is "
                          "not used: the whole section takes about 8 minutes)")
-    section.notes.append("drained after: seconds from the last answer until every accepted hit was stored; "
-                         "workers' passes: seconds the queue workers spent in `queuedtracking:process` passes (their "
-                         "own log lines, summed over the workers; a pass across the window's edge counts whole) of "
-                         "the row's wall time; between passes a worker naps 1 s. After 10 s without a hit, a worker's "
-                         "next pass stores one request per batch (the plugin's 'wipe out the queue' mode, up to 500 "
-                         "batches): a burst after a quiet spell is stored slower than one that follows other hits")
+    section.notes.append(f"hits/s stored: hits stored / seconds from the first request until all were stored, except, "
+                         f"with the queue, the queues' last partial batches (up to {BATCH - 1} hits a queue): a "
+                         "`queuedtracking:process` worker takes a queue only once it holds a full batch "
+                         f"(`queue.numRequestsToProcess`, {BATCH}), or after 10 s without one (the plugin's fixed "
+                         "timer, its 'wipe out the queue' pass); 'last partial batches' is that wait, not a pace")
     node_only = [r for r in results if not r.row.startswith("this machine")]
     if node_only:
-        phases = [p for r in node_only for p in (r.answering, r.storing) if p and p.wall >= 1]
+        phases = [p for r in node_only for p in (r.answering, r.storing) if p.wall >= 1]
         proxy = max(p.cpu.get("node: kube-proxy", 0.0) / p.wall for p in phases)
         redis = max(p.cpu.get("Redis", 0.0) / p.wall for p in phases)
         kernel = max((p.busy - sum(p.cpu.values())) / p.wall for p in phases)
         section.notes.append(f"at most, in any node row: Redis {redis:.2f} cores, kube-proxy {proxy:.2f} (iptables: "
                              f"the Service's NAT is done by the kernel), the kernel and what no process accounts "
                              f"for {kernel:.2f}")
-    section.notes.append("hits/s stored: accepted hits / (first request -> all of them in log_link_visit_action); "
-                         "with the queue, the workers store after the answers, so it is below hits/s accepted")
     section.notes.append("CPU: the machine's busy cores (2.00 is all of it) and the consumers using at least "
                          "0.05 cores, while loadgen ran, and after it until every accepted hit was stored (shown "
                          "when that took a second or more); the machine row runs before the node starts, the node "
