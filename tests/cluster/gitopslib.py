@@ -92,15 +92,53 @@ def run_hooks(cp: ControlPlane, namespace: str, hooks: list[dict[str, Any]]) -> 
             _delete(cp, _path(cp, d, namespace))
 
 
-def healthy(cp: ControlPlane, namespace: str, docs: list[dict[str, Any]]) -> bool:
+def unhealthy(cp: ControlPlane, namespace: str, docs: list[dict[str, Any]]) -> list[str]:
+    """What of the synced Deployments and StatefulSets is not yet available, one line each (empty: all are)."""
+    problems = []
     for d in docs:
-        if d["kind"] == "Deployment" and not deployment_available(cp, namespace, d["metadata"]["name"]):
-            return False
+        name = d["metadata"]["name"]
+        if d["kind"] == "Deployment" and not deployment_available(cp, namespace, name):
+            st = cp.get(_path(cp, d, namespace)).get("status") or {}
+            problems.append(f"Deployment {name}: {st.get('availableReplicas', 0)} available of "
+                            f"{d['spec'].get('replicas', 1)}, conditions {_conditions(st)}")
         if d["kind"] == "StatefulSet":
             st = cp.get(_path(cp, d, namespace)).get("status") or {}
             if st.get("readyReplicas", 0) < d["spec"].get("replicas", 1):
-                return False
-    return True
+                problems.append(f"StatefulSet {name}: {st.get('readyReplicas', 0)} ready of "
+                                f"{d['spec'].get('replicas', 1)}")
+    return problems
+
+
+def _conditions(obj_status: dict[str, Any]) -> str:
+    return ", ".join(f"{c['type']}={c['status']}" + (f" ({c['reason']}: {c.get('message', '')})" if c.get("reason")
+                                                     else "")
+                     for c in obj_status.get("conditions") or [])
+
+
+def namespace_report(cp: ControlPlane, namespace: str) -> str:
+    """The nodes (conditions, taints), the namespace's pods (phase, node, conditions), its last events and
+    the control plane's last log lines, for a failure message."""
+    lines = []
+    for node in cp.get("/api/v1/nodes")["items"]:
+        lines.append(f"node {node['metadata']['name']}: {_conditions(node.get('status') or {})}, taints "
+                     f"{[t['key'] + ':' + t['effect'] for t in node['spec'].get('taints') or []]}")
+    for pod in cp.get(f"/api/v1/namespaces/{namespace}/pods")["items"]:
+        st = pod.get("status") or {}
+        lines.append(f"pod {pod['metadata']['name']}: {st.get('phase')} on {pod['spec'].get('nodeName')}, "
+                     f"{_conditions(st)}")
+    events = cp.get(f"/api/v1/namespaces/{namespace}/events")["items"]
+    events.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+    for e in events[-25:]:
+        lines.append(f"event {e.get('lastTimestamp') or e.get('eventTime')} {e['involvedObject']['kind']}/"
+                     f"{e['involvedObject']['name']} {e.get('reason')}: {e.get('message')} (x{e.get('count', 1)})")
+    return "\n".join(lines) + "\n" + cp.logs(20)
+
+
+def wait_healthy(cp: ControlPlane, namespace: str, docs: list[dict[str, Any]], timeout: float) -> None:
+    if wait_until(lambda: not unhealthy(cp, namespace, docs), timeout, error=None, retry=(ApiError,)):
+        return
+    raise AssertionError(f"the synced objects are not healthy after {timeout}s: "
+                         f"{'; '.join(unhealthy(cp, namespace, docs))}\n{namespace_report(cp, namespace)}")
 
 
 def argo_sync(cp: ControlPlane, namespace: str, rendered: str) -> None:
@@ -108,7 +146,7 @@ def argo_sync(cp: ControlPlane, namespace: str, rendered: str) -> None:
     phases = argo_phases(rendered)
     run_hooks(cp, namespace, phases["PreSync"])
     apply(cp, namespace, phases["Sync"])
-    wait_until(lambda: healthy(cp, namespace, phases["Sync"]), 180, "the synced objects healthy")
+    wait_healthy(cp, namespace, phases["Sync"], 180)
     run_hooks(cp, namespace, phases["PostSync"])
 
 
