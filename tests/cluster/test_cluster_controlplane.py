@@ -71,6 +71,42 @@ def test_deployment_becomes_available(controlplane: ControlPlane, namespaces: Ca
     wait_until(available, 60, "deployment web available")
 
 
+def test_pod_marked_not_ready_is_ready_again(controlplane: ControlPlane, namespaces: Callable[..., str]) -> None:
+    """What the node lifecycle controller writes when kwok's Lease lapsed (a busy machine stalled kwok for
+    its 50 s grace period): each pod's Ready condition False, its containers still ready. Once the node is
+    back the Deployment is available again, as with a kubelet; before tests/harness/kwok/pod-ready-again.yaml
+    it stayed unavailable for good, and a test waiting on it timed out."""
+    ns = namespaces("cp-again", "restricted")
+    labels = {"app": "web"}
+    deployment = f"/apis/apps/v1/namespaces/{ns}/deployments/web"
+    controlplane.request("POST", f"/apis/apps/v1/namespaces/{ns}/deployments", {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                 "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "c",
+                                                                                      **RESTRICTED_CONTAINER}]}}},
+    })
+
+    def available() -> int:
+        return int((controlplane.get(deployment).get("status") or {}).get("availableReplicas") or 0)
+
+    wait_until(lambda: available() == 1, 60, "deployment web available")
+    pod = controlplane.get(f"/api/v1/namespaces/{ns}/pods")["items"][0]
+    conditions = [{**c, "status": "False"} if c["type"] == "Ready" else c for c in pod["status"]["conditions"]]
+    patched = controlplane.request("PATCH", f"/api/v1/namespaces/{ns}/pods/{pod['metadata']['name']}/status",
+                                   {"status": {"conditions": conditions}},
+                                   content_type="application/merge-patch+json")
+    assert [c["status"] for c in patched["status"]["conditions"] if c["type"] == "Ready"] == ["False"]
+    uid = pod["metadata"]["uid"]
+
+    def ready_again() -> bool:
+        p = controlplane.get(f"/api/v1/namespaces/{ns}/pods/{pod['metadata']['name']}")
+        return p["metadata"]["uid"] == uid and any(c["type"] == "Ready" and c["status"] == "True"
+                                                   for c in p["status"]["conditions"])
+
+    wait_until(ready_again, 60, "the same pod Ready again")
+    wait_until(lambda: available() == 1, 60, "deployment web available again")
+
+
 def test_job_with_native_sidecar_completes(controlplane: ControlPlane, namespaces: Callable[..., str]) -> None:
     ns = namespaces("cp-job", "restricted")
     with recording(controlplane, f"/apis/batch/v1/namespaces/{ns}/jobs") as rec:
