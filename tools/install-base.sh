@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the base toolchain into .tools/ (ignored), at pinned versions:
-#   - Debian packages, only when missing: mariadb-server (its service is never
-#     started: the tests run mariadbd themselves), openssl (the control
+#   - Debian packages, only when missing: mariadb-server and redis-server
+#     (their services are never started: the tests run mariadbd and
+#     redis-server themselves), openssl (the control
 #     plane's certificates), php-cli, apache2 and nginx-light (the chart tests
 #     run the rendered init script and web server configs through them; their
 #     services are never started either), the PHP extensions, mod_php, curl,
@@ -76,8 +77,8 @@ install_apt() {
     sudo=(sudo -n)
   fi
   log "apt-get install ${missing[*]}"
-  # Keep the packaged services stopped: the tests start mariadbd and etcd
-  # themselves on 127.0.0.1 with temporary data directories.
+  # Keep the packaged services stopped: the tests start mariadbd, redis-server
+  # and etcd themselves on 127.0.0.1 with temporary data directories.
   local policy=/usr/sbin/policy-rc.d made_policy=0
   if [[ ! -e "${policy}" ]]; then
     printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "${policy}" >/dev/null
@@ -97,6 +98,7 @@ install_apt() {
   # Belt and braces, where a service manager started them anyway.
   if command -v service >/dev/null 2>&1; then
     "${sudo[@]}" service mariadb stop >/dev/null 2>&1 || true
+    "${sudo[@]}" service redis-server stop >/dev/null 2>&1 || true
     "${sudo[@]}" service apache2 stop >/dev/null 2>&1 || true
     "${sudo[@]}" service nginx stop >/dev/null 2>&1 || true
   fi
