@@ -40,7 +40,11 @@ sys.path.append(str(ROOT / "tests" / "node"))
 CONCURRENCY = 16
 SINGLE_REQUESTS = 1600
 BULK_REQUESTS = 240
-BATCH = 25  # queue.numRequestsToProcess, the chart's default
+BATCH = 25  # queue.numRequestsToProcess, the chart's default: request sets (a bulk POST's hits for one queue are one)
+# With the queue, no hit stored for this long after the load means only the queues' last partial batches are
+# left: a worker takes those only 10 s after its last pass that stored something (the plugin's fixed timer).
+# Longer than a worker's pass over one full batch (bulk: up to BATCH x BULK_SIZE hits, about 3 s here).
+STALL_S = 6.0
 UNLOADED_REQUESTS = 150  # one connection, one request after the other: the answer time without load
 BULK_SIZE = 10
 WARMUP_REQUESTS = 60
@@ -195,6 +199,7 @@ class Result:
     storing: Phase  # from loadgen's end until all but the queues' last partial batches were stored
     stored_main: int  # hits stored by then
     tail_s: float  # then until the last hit was stored: a worker stores a partial batch after ~10 s idle
+    longest_pause_s: float  # the longest wait between two stored batches before that (to compare with STALL_S)
 
     @property
     def wall(self) -> float:
@@ -216,8 +221,9 @@ def measure(row: str, meter: CpuMeter, send: Send, stored: Callable[[], int], ta
             queues: int = 0) -> list[Result]:
     """A warm-up, the answer time of single hits one after the other, then single hits and bulk requests
     under load; each waits until every accepted hit is stored. With `queues`, the storing rate is taken
-    until all but the queues' last partial batches are stored (up to `BATCH - 1` hits a queue, which a
-    worker stores only after ~10 s without a full batch: the plugin's fixed timer), the rest apart."""
+    until the stored count stalls for `STALL_S` (only the queues' last partial batches left, which a
+    worker stores only 10 s after its last productive pass: the plugin's fixed timer), the rest apart.
+    (A partial batch is up to `BATCH - 1` request sets: single hits, or a bulk POST's hits for that queue.)"""
     send(WARMUP_REQUESTS, 0, f"{tag}-warm", CONCURRENCY)
     wait_until(lambda: queue_idle(stored), 120, "the warm-up's hits stored")
     results = []
@@ -229,18 +235,37 @@ def measure(row: str, meter: CpuMeter, send: Send, stored: Callable[[], int], ta
         load = send(requests, bulk, f"{tag}-{kind.replace(' ', '').replace(',', '')}", concurrency)
         target = base + int(load["accepted_hits"])
         answered = meter.snapshot()
-        main_target = max(base, target - queues * (BATCH - 1))
-        wait_until(functools.partial(reached, stored, main_target), 600, f"{main_target} hits stored", interval=0.25)
-        main, stored_main = meter.snapshot(), stored() - base
+        main, stored_main, longest = until_stall(meter, stored, answered, target, STALL_S if queues else None)
         wait_until(functools.partial(reached, stored, target), 600, f"{target} hits stored", interval=0.25)
         after = meter.snapshot()
         result = Result(row, kind, load, Phase(*CpuMeter.delta(before, answered)),
-                        Phase(*CpuMeter.delta(answered, main)), stored_main, after.at - main.at)
+                        Phase(*CpuMeter.delta(answered, main)), stored_main - base, after.at - main.at, longest)
         results.append(result)
         print(f"{row} / {kind}: {json.dumps(load)}; stored/s {result.stored_per_s:.1f}, drained {result.drained_s:.1f} s "
-              f"(last partial batches {result.tail_s:.1f} s later) "
+              f"(last partial batches {result.tail_s:.1f} s later; longest pause before {longest:.1f} s) "
               f"after the load; busy {result.answering.cores():.2f} cores while answering", flush=True)
     return results
+
+
+def until_stall(meter: CpuMeter, stored: Callable[[], int], start: CpuSnapshot, target: int,
+                stall_s: float | None) -> tuple[CpuSnapshot, int, float]:
+    """Polls the stored count until it reaches `target` or, with `stall_s`, stops growing for that long.
+    Returns the CPU snapshot taken when it last grew (`start` if it never did), the count then, and the
+    longest wait between two growths."""
+    last, count, longest = start, stored(), 0.0
+    deadline = time.monotonic() + 600
+    while count < target:
+        if stall_s is not None and time.monotonic() - last.at >= stall_s:
+            break
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{count} hits stored of {target} after 600 s")
+        time.sleep(0.25)
+        now = stored()
+        if now != count:
+            snap = meter.snapshot()
+            longest = max(longest, snap.at - last.at)
+            last, count = snap, now
+    return last, count, longest
 
 
 def reached(stored: Callable[[], int], target: int) -> bool:
@@ -419,12 +444,19 @@ def run(repeat: int) -> Section:
                          f"(`send_image=0`, a visitor each); bulk: {BULK_REQUESTS} POSTs of {BULK_SIZE} hits; "
                          f"'1 connection': {UNLOADED_REQUESTS} hits one after the other (the answer time without "
                          f"load); {WARMUP_REQUESTS} warm-up hits first (not counted); one run per row (`repeat` is "
-                         "not used: the whole section takes about 8 minutes)")
+                         "not used: the whole section takes about 6 minutes)")
     section.notes.append(f"hits/s stored: hits stored / seconds from the first request until all were stored, except, "
-                         f"with the queue, the queues' last partial batches (up to {BATCH - 1} hits a queue): a "
-                         "`queuedtracking:process` worker takes a queue only once it holds a full batch "
-                         f"(`queue.numRequestsToProcess`, {BATCH}), or after 10 s without one (the plugin's fixed "
-                         "timer, its 'wipe out the queue' pass); 'last partial batches' is that wait, not a pace")
+                         f"with the queue, the queues' last partial batches (up to {BATCH - 1} request sets a queue: "
+                         "single hits, or a bulk POST's hits for that queue): a `queuedtracking:process` worker "
+                         f"takes a queue only once it holds a full batch (`queue.numRequestsToProcess`, {BATCH} "
+                         "request sets), or 10 s after its last pass that stored something (the plugin's fixed "
+                         "timer, its 'wipe out the queue' pass). The rate ends when the stored count last grew "
+                         f"before a pause of {STALL_S:.0f} s; 'last partial batches' is the wait after it, not a "
+                         "pace")
+    pauses = [r.longest_pause_s for r in results if r.load["concurrency"] > 1 and r.tail_s >= 0.5]
+    if pauses:
+        section.notes.append(f"the longest pause between two stored batches before that, in any row with the queue: "
+                             f"{max(pauses):.1f} s (the {STALL_S:.0f} s cut must be longer)")
     node_only = [r for r in results if not r.row.startswith("this machine")]
     if node_only:
         phases = [p for r in node_only for p in (r.answering, r.storing) if p.wall >= 1]
