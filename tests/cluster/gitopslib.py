@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 import yaml
-from harness.helm import F, deployment_available, wait_until
+from harness.helm import F, deployment_is_available, wait_until
 
 from harness.controlplane import ApiError, ControlPlane
 
@@ -97,15 +97,16 @@ def unhealthy(cp: ControlPlane, namespace: str, docs: list[dict[str, Any]]) -> l
     problems = []
     for d in docs:
         name = d["metadata"]["name"]
-        if d["kind"] == "Deployment" and not deployment_available(cp, namespace, name):
-            st = cp.get(_path(cp, d, namespace)).get("status") or {}
+        if d["kind"] not in ("Deployment", "StatefulSet"):
+            continue
+        live = cp.get(_path(cp, d, namespace))
+        st = live.get("status") or {}
+        if d["kind"] == "Deployment" and not deployment_is_available(live):
             problems.append(f"Deployment {name}: {st.get('availableReplicas', 0)} available of "
                             f"{d['spec'].get('replicas', 1)}, conditions {_conditions(st)}")
-        if d["kind"] == "StatefulSet":
-            st = cp.get(_path(cp, d, namespace)).get("status") or {}
-            if st.get("readyReplicas", 0) < d["spec"].get("replicas", 1):
-                problems.append(f"StatefulSet {name}: {st.get('readyReplicas', 0)} ready of "
-                                f"{d['spec'].get('replicas', 1)}")
+        if d["kind"] == "StatefulSet" and st.get("readyReplicas", 0) < d["spec"].get("replicas", 1):
+            problems.append(f"StatefulSet {name}: {st.get('readyReplicas', 0)} ready of "
+                            f"{d['spec'].get('replicas', 1)}")
     return problems
 
 

@@ -200,7 +200,11 @@ wait_until = functools.partial(basics.wait_until, retry=(ApiError,))
 
 
 def deployment_available(cp: ControlPlane, namespace: str, name: str) -> bool:
-    d = cp.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
+    return deployment_is_available(cp.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}"))
+
+
+def deployment_is_available(d: dict[str, Any]) -> bool:
+    """A Deployment object's rollout is complete: every replica updated and available, the spec observed."""
     st = d.get("status") or {}
     want = d["spec"].get("replicas", 1)
     return bool(
